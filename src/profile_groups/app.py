@@ -1,0 +1,59 @@
+"""The FastAPI application: lifespan, middleware, error handlers and routers."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from arq import create_pool
+from arq.connections import RedisSettings
+from fastapi import FastAPI
+
+from profile_groups.config import Settings, get_settings
+from profile_groups.db import create_engine, create_sessionmaker
+from profile_groups.kit.errors import install_error_handlers
+from profile_groups.kit.logging import configure_logging
+from profile_groups.kit.middleware import RequestMiddleware
+from profile_groups.kit.openapi import DESCRIPTION
+from profile_groups.kit.pagination import CursorCodec
+from profile_groups.ops.router import router as ops_router
+from profile_groups.routes import api_router
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        # arq's pool doubles as the Redis client for readiness checks.
+        app.state.arq = await create_pool(
+            RedisSettings.from_dsn(settings.redis_url), default_queue_name="profile_groups"
+        )
+        try:
+            yield
+        finally:
+            await app.state.arq.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Profile Groups",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        redirect_slashes=False,
+    )
+    app.state.settings = settings
+    app.state.cursor_codec = CursorCodec(settings.CURSOR_SECRET.get_secret_value().encode())
+    install_error_handlers(app)
+    app.add_middleware(RequestMiddleware)
+    app.include_router(ops_router)
+    app.include_router(api_router)
+    return app
+
+
+def main_app() -> FastAPI:
+    """Factory for `uvicorn --factory profile_groups.app:main_app`."""
+    settings = get_settings()
+    configure_logging(settings.LOG_LEVEL)
+    return create_app(settings)

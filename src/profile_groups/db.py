@@ -1,0 +1,59 @@
+"""Engine and session factory shared by the API, the worker and the CLI."""
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from profile_groups.config import Settings
+
+AsyncSessionMaker = async_sessionmaker[AsyncSession]
+AfterCommit = Callable[[], Awaitable[None]]
+
+
+def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
+    return create_async_engine(
+        url or settings.database_url,
+        pool_size=settings.DB_POOL_SIZE,
+        max_overflow=settings.DB_POOL_SIZE,
+        pool_pre_ping=True,
+        connect_args={
+            "server_settings": {
+                "statement_timeout": str(settings.STATEMENT_TIMEOUT_MS),
+                "timezone": "UTC",
+            }
+        },
+    )
+
+
+def create_sessionmaker(engine: AsyncEngine) -> AsyncSessionMaker:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
+    """Run `callback` once the request's transaction has committed (e.g. enqueue a job).
+
+    Jobs must never see data that may still roll back, so they are not enqueued inside it.
+    """
+    session.info.setdefault("after_commit", []).append(callback)
+
+
+async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
+    sessionmaker: AsyncSessionMaker = request.app.state.sessionmaker
+    async with sessionmaker() as session:
+        async with session.begin():
+            yield session
+        for callback in session.info.pop("after_commit", []):
+            await callback()
+
+
+# One session and one transaction per request, committed on success and rolled back on error.
+# scope="function" ends it when the handler returns, so the commit happens before the response
+# is sent: a client never sees a success for data that did not commit.
+SessionDep = Annotated[AsyncSession, Depends(_request_session, scope="function")]

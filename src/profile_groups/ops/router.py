@@ -1,0 +1,41 @@
+"""Operational endpoints (SPEC §8): liveness, readiness, metrics."""
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from profile_groups.ops.service import readiness
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="Liveness: the process is up")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness: database and Redis reachable, migrations at head",
+    responses={503: {"description": "A dependency is down or migrations are behind."}},
+)
+async def readyz(request: Request) -> Response:
+    checks: dict[str, Any] = await readiness(request.app)
+    if all(v == "ok" for v in checks.values()):
+        return JSONResponse({"status": "ok", "checks": checks})
+    return JSONResponse(
+        {
+            "detail": "Service is not ready.",
+            "error_code": "unavailable",
+            "checks": checks,
+        },
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
