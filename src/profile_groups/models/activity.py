@@ -1,0 +1,1 @@
+"""ORM models of the activity feature (filled in by that feature)."""

@@ -1,0 +1,1 @@
+"""ORM models of the segmentation feature (filled in by that feature)."""
