@@ -3,9 +3,9 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from arq import create_pool
-from arq.connections import RedisSettings
+from arq.connections import ArqRedis
 from fastapi import FastAPI
+from redis.asyncio import ConnectionPool
 
 from profile_groups.config import Settings, get_settings
 from profile_groups.db import create_engine, create_sessionmaker
@@ -16,6 +16,7 @@ from profile_groups.kit.openapi import DESCRIPTION
 from profile_groups.kit.pagination import CursorCodec
 from profile_groups.ops.router import router as ops_router
 from profile_groups.routes import api_router
+from profile_groups.worker import QUEUE_NAME
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -26,9 +27,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(settings)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
-        # arq's pool doubles as the Redis client for readiness checks.
-        app.state.arq = await create_pool(
-            RedisSettings.from_dsn(settings.redis_url), default_queue_name="profile_groups"
+        # Connects lazily: the API starts (and /readyz answers 503) while Redis is down, and
+        # recovers by itself when it is back. The pool doubles as the readiness-check client.
+        app.state.arq = ArqRedis(
+            ConnectionPool.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5),
+            default_queue_name=QUEUE_NAME,
         )
         try:
             yield

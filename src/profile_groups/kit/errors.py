@@ -7,7 +7,19 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    OperationalError,
+    InterfaceError,
+    ConnectionError,  # e.g. asyncpg connection refused, not wrapped by SQLAlchemy
+)
+
 
 class ErrorItem(BaseModel):
     loc: list[str | int]
@@ -189,7 +201,13 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         return error_response(_status_error(exc.status_code))
 
+    async def on_dependency_down(request: Request, exc: Exception) -> JSONResponse:
+        return error_response(Unavailable())
+
     app.add_exception_handler(ProfileGroupsError, on_app_error)
+    # PostgreSQL or Redis unreachable: 503 with Retry-After rather than a 500.
+    for exc_type in DEPENDENCY_ERRORS:
+        app.add_exception_handler(exc_type, on_dependency_down)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
 
