@@ -1,1 +1,116 @@
-"""ORM models of the segmentation feature (filled in by that feature)."""
+"""Dynamic groups: rulesets, per-group schedule and the evaluation history (SPEC §7).
+
+A dynamic group's rules live beside the group (the group table stays the same for static and dynamic
+groups): every rule change is a new immutable `GroupRuleset`; `DynamicGroup` points at the current
+one and carries the schedule; `GroupEvaluation` is both the queue entry and the history.
+"""
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Mapped, mapped_column
+
+from profile_groups.models.base import Base
+
+EVALUATION_TRIGGERS = ("schedule", "rule_change", "manual")
+EVALUATION_STATUSES = ("queued", "running", "succeeded", "failed")
+
+
+class GroupRuleset(Base):
+    """One version of a dynamic group's rule tree, stored as given (SPEC §7.1)."""
+
+    __tablename__ = "group_rulesets"
+
+    id: Mapped[UUID] = mapped_column(primary_key=True, server_default=text("gen_random_uuid()"))
+    group_id: Mapped[UUID] = mapped_column(
+        ForeignKey("profile_groups.id", ondelete="CASCADE"), index=True
+    )
+    application_id: Mapped[UUID]
+    rule_tree: Mapped[dict[str, Any]]
+    # Canonical attribute keys the tree reads: answers "which groups use custom attribute K" (§4)
+    # through a GIN index instead of walking every stored tree.
+    attribute_keys: Mapped[list[str]] = mapped_column(ARRAY(String(63)))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    __table_args__ = (
+        Index("ix_group_rulesets_attribute_keys", "attribute_keys", postgresql_using="gin"),
+    )
+
+
+class DynamicGroup(Base):
+    """The current ruleset and the schedule of one dynamic group."""
+
+    __tablename__ = "dynamic_groups"
+
+    group_id: Mapped[UUID] = mapped_column(
+        ForeignKey("profile_groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    application_id: Mapped[UUID]
+    ruleset_id: Mapped[UUID] = mapped_column(ForeignKey("group_rulesets.id"))
+    # When the schedule next enqueues the group; the worker's tick picks up every due group.
+    next_evaluation_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class GroupEvaluation(Base):
+    """One evaluation: queued, then running, then succeeded or failed (SPEC §7.2).
+
+    At most one `queued` row per group (a partial unique index): requests that arrive while one is
+    queued are coalesced into it; one that arrives while another runs queues exactly one follow-up.
+    """
+
+    __tablename__ = "group_evaluations"
+
+    id: Mapped[UUID] = mapped_column(primary_key=True, server_default=text("gen_random_uuid()"))
+    group_id: Mapped[UUID] = mapped_column(ForeignKey("profile_groups.id", ondelete="CASCADE"))
+    application_id: Mapped[UUID]
+    ruleset_id: Mapped[UUID] = mapped_column(
+        ForeignKey("group_rulesets.id", ondelete="CASCADE"), index=True
+    )
+    trigger: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), server_default="queued")
+    as_of: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    duration_ms: Mapped[int | None]
+    matched_count: Mapped[int | None]
+    added_count: Mapped[int | None]
+    removed_count: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint(
+            "trigger IN ('schedule', 'rule_change', 'manual')", name="trigger"
+        ),
+        CheckConstraint(
+            "status IN ('queued', 'running', 'succeeded', 'failed')", name="status"
+        ),
+        # History, newest first, keyset-paginated; also the latest evaluation of a group.
+        Index("ix_group_evaluations_group_created", "group_id", "created_at", "id"),
+        Index(
+            "uq_group_evaluations_queued",
+            "group_id",
+            unique=True,
+            postgresql_where=text("status = 'queued'"),
+        ),
+        # The worker's tick sweeps queued and running rows (lost jobs, crashed workers).
+        Index(
+            "ix_group_evaluations_open",
+            "status",
+            "created_at",
+            postgresql_where=text("status IN ('queued', 'running')"),
+        ),
+        # Pruning old history.
+        Index("ix_group_evaluations_created", "created_at"),
+    )
