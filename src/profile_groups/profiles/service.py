@@ -1,12 +1,222 @@
 """Rules of profiles and custom attributes (SPEC §3, §4)."""
 
+import math
+import uuid
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
 from uuid import UUID
 
+from pydantic import ValidationError
+from sqlalchemy import Row
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from profile_groups.kit.errors import NotFound
-from profile_groups.models import Application, Profile
-from profile_groups.profiles.repository import ProfileRepository
+from profile_groups.kit.errors import BadRequest, Conflict, NotFound, invalid_field
+from profile_groups.kit.repository import is_unique_violation
+from profile_groups.kit.schemas import as_utc
+from profile_groups.models import Application, CustomAttribute, Profile
+from profile_groups.profiles.repository import CustomAttributeRepository, ProfileRepository
+from profile_groups.profiles.schemas import (
+    BulkError,
+    BulkItem,
+    BulkResult,
+    CustomAttributeCreate,
+    CustomAttributeUpdate,
+    ProfileBulk,
+    ProfileCreate,
+    ProfileReplace,
+    ProfileUpdate,
+)
+
+T = TypeVar("T")
+
+MAX_STRING_VALUE = 2000
+ID_TAKEN = "A profile with this id already exists."
+CUSTOM_ID_TAKEN = "A profile with this custom_id already exists."
+KEY_TAKEN = "A custom attribute with this key already exists."
+# Bulk writes retry when a concurrent request took a custom_id between our read and our write.
+BULK_ATTEMPTS = 3
+
+try:  # The attribute registry (§5.3) is the one source of platform keys once it exists.
+    from profile_groups.attributes.registry import ALIASES, PLATFORM_ATTRIBUTES
+
+    PLATFORM_KEYS = frozenset(PLATFORM_ATTRIBUTES) | frozenset(ALIASES)
+except ImportError:  # pragma: no cover - only before the registry lands
+    PLATFORM_KEYS = frozenset(
+        [
+            "total_comments_posted",
+            "total_comment_replies",
+            "total_comments_reported",
+            "last_comment_at",
+            "has_ever_commented",
+            "total_reactions",
+            "last_reaction_at",
+            "has_ever_reacted",
+            "total_polls_answered",
+            "last_poll_answered_at",
+            "has_ever_answered_poll",
+            "last_active_at",
+            "created_at",
+            "nickname",
+            "custom_id",
+            "has_social_connections",
+            "total_active_quests",
+            "total_quests_completed",
+            "total_failed_quests",
+            "quest_completion_rate",
+            "completed_any_quest",
+            "ever_started_quest",
+            "quest_rewards_earned",
+            "quest_rewards_claimed",
+            "quest_rewards_unclaimed",
+            "has_unclaimed_quest_rewards",
+            "last_quest_started_at",
+            "last_quest_completed_at",
+            "current_streak_length",
+            "consecutive_streak_length",
+            "periodic_streak_length",
+            "longest_streak_length",
+            "first_streak_activity",
+            "last_streak_activity",
+            "streak_milestones_reached",
+            "streak_reset_count",
+            "has_ever_started_streak",
+            "is_streak_active",
+            "is_streak_frozen",
+            "status_tier",
+            "current_tier_rank",
+            "last_tier_change_at",
+            "tier_entry_date",
+            "days_in_current_tier",
+            "tier_upgrade_count",
+            "tier_upragde_count",
+            "tier_downgrade_count",
+            "have_ever_upgraded_tier",
+            "has_ever_reached_tier",
+            "reward_balance",
+            "reward_balance_total_earned",
+            "reward_balance_total_spent",
+            "last_reward_earned_at",
+            "has_earned_any_reward",
+            "reward_actions_triggered_total",
+            "leaderboards_ranked_on",
+            "is_ranked_on_leaderboard",
+            "leaderboard_views_count",
+        ]
+    )
+
+
+# Custom attribute values -------------------------------------------------------------------
+
+
+def format_datetime_value(value: datetime) -> str:
+    """The stored form of a datetime attribute: UTC `YYYY-MM-DDTHH:MM:SS.ffffffZ`, which sorts
+    as text and casts with ::timestamptz. (strftime's %Y does not zero-pad years < 1000.)"""
+    v = as_utc(value)
+    return (
+        f"{v.year:04d}-{v.month:02d}-{v.day:02d}T"
+        f"{v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}Z"
+    )
+
+
+def _parse_datetime(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        # Python 3.11 reads ISO 8601 with `Z`, offsets, fractions and date-only forms.
+        return format_datetime_value(datetime.fromisoformat(value.strip()))
+    except (ValueError, OverflowError):
+        return None
+
+
+_EXPECTED = {
+    "number": "a number",
+    "string": f"a string of at most {MAX_STRING_VALUE} characters",
+    "boolean": "a boolean (true or false)",
+    "datetime": "a datetime as an ISO 8601 string (e.g. 2025-04-28T12:16:49.670053Z)",
+}
+
+
+def normalize_value(data_type: str, value: Any) -> tuple[bool, Any]:
+    """(ok, stored value) of one attribute value against its definition's type."""
+    if data_type == "number":
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return (ok and math.isfinite(value)), value
+    if data_type == "string":
+        return isinstance(value, str) and len(value) <= MAX_STRING_VALUE, value
+    if data_type == "boolean":
+        return isinstance(value, bool), value
+    if data_type == "datetime":
+        stored = _parse_datetime(value)
+        return stored is not None, stored
+    return False, value
+
+
+@dataclass
+class CheckedAttributes:
+    """One object's custom_attributes after checking: values to set, keys to remove, errors."""
+
+    set: dict[str, Any] = field(default_factory=dict)
+    remove: list[str] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+async def check_attributes(
+    session: AsyncSession, app: Application, objects: Sequence[Mapping[str, Any] | None]
+) -> list[CheckedAttributes]:
+    """Check many custom_attributes objects against the definitions, in one query.
+
+    `null` means unset: such keys land in `remove` and are not checked against definitions.
+    """
+    keys = sorted({k for obj in objects if obj for k, v in obj.items() if v is not None})
+    types = await CustomAttributeRepository(session).types_of(app.id, keys)
+    out = []
+    for obj in objects:
+        checked = CheckedAttributes()
+        for key, value in (obj or {}).items():
+            loc = ["body", "custom_attributes", key]
+            if value is None:
+                checked.remove.append(key)
+            elif key not in types:
+                checked.errors.append(
+                    {
+                        "loc": loc,
+                        "msg": f"'{key}' is not a defined custom attribute "
+                        "(define it with POST /custom-attributes/ first).",
+                        "type": "unknown_custom_attribute",
+                    }
+                )
+            else:
+                ok, stored = normalize_value(types[key], value)
+                if ok:
+                    checked.set[key] = stored
+                else:
+                    checked.errors.append(
+                        {
+                            "loc": loc,
+                            "msg": f"'{key}' is a {types[key]} attribute: "
+                            f"expected {_EXPECTED[types[key]]}.",
+                            "type": f"custom_attribute_{types[key]}",
+                        }
+                    )
+        out.append(checked)
+    return out
+
+
+async def _checked(
+    session: AsyncSession, app: Application, obj: Mapping[str, Any] | None
+) -> CheckedAttributes:
+    (checked,) = await check_attributes(session, app, [obj])
+    if checked.errors:
+        first = checked.errors[0]["msg"]
+        more = f" (and {len(checked.errors) - 1} more)" if len(checked.errors) > 1 else ""
+        raise BadRequest(f"Invalid custom_attributes: {first}{more}", checked.errors)
+    return checked
+
+
+# Profiles ---------------------------------------------------------------------------------
 
 
 async def get_profile(session: AsyncSession, app: Application, profile_id: UUID) -> Profile:
@@ -23,3 +233,245 @@ async def get_profile_by_custom_id(
     if profile is None:
         raise NotFound()
     return profile
+
+
+async def _or_conflict(session: AsyncSession, write: Awaitable[T]) -> T:
+    """Run one write in a savepoint; a duplicate id or custom_id becomes a 409 naming which."""
+    try:
+        async with session.begin_nested():
+            return await write
+    except IntegrityError as exc:
+        if not is_unique_violation(exc):
+            raise
+        if "uq_profiles_application_custom_id" in str(exc.orig):
+            raise Conflict(CUSTOM_ID_TAKEN) from exc
+        raise Conflict(ID_TAKEN) from exc
+
+
+async def create_profile(session: AsyncSession, app: Application, data: ProfileCreate) -> Row[Any]:
+    checked = await _checked(session, app, data.custom_attributes)
+    values: dict[str, Any] = {
+        "id": data.id or uuid.uuid4(),
+        "custom_id": data.custom_id,
+        "nickname": data.nickname,
+        "custom_attributes": checked.set,
+    }
+    if data.created_at is not None:
+        values["created_at"] = as_utc(data.created_at)
+    return await _or_conflict(session, ProfileRepository(session).insert(app.id, values))
+
+
+async def replace_profile(
+    session: AsyncSession, app: Application, profile_id: UUID, data: ProfileReplace
+) -> tuple[Row[Any], bool]:
+    """Create-or-replace; returns the profile and whether it was created."""
+    if data.id is not None and data.id != profile_id:
+        raise invalid_field(["body", "id"], "'id' must match the profile id in the path.")
+    checked = await _checked(session, app, data.custom_attributes)
+    values: dict[str, Any] = {
+        "custom_id": data.custom_id,
+        "nickname": data.nickname,
+        "custom_attributes": checked.set,
+    }
+    if data.created_at is not None:
+        values["created_at"] = as_utc(data.created_at)
+    row = await _or_conflict(session, ProfileRepository(session).upsert(app.id, profile_id, values))
+    return row, bool(row.inserted)
+
+
+async def update_profile(
+    session: AsyncSession, app: Application, profile_id: UUID, data: ProfileUpdate
+) -> Row[Any]:
+    checked = await _checked(session, app, data.custom_attributes)
+    values = data.model_dump(exclude_unset=True, include={"custom_id", "nickname", "created_at"})
+    if "created_at" in values:
+        values["created_at"] = as_utc(values["created_at"])
+    row = await _or_conflict(
+        session,
+        ProfileRepository(session).update(app.id, profile_id, values, checked.set, checked.remove),
+    )
+    if row is None:
+        raise NotFound()
+    return row
+
+
+async def delete_profile(session: AsyncSession, app: Application, profile_id: UUID) -> None:
+    if not await ProfileRepository(session).delete(app.id, profile_id):
+        raise NotFound()
+
+
+# Bulk upsert ------------------------------------------------------------------------------
+
+
+def _item_detail(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"])
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {msg}" if where else msg)
+    return "; ".join(parts)
+
+
+def _attributes_detail(errors: list[dict[str, Any]]) -> str:
+    return "; ".join(f"custom_attributes.{e['loc'][-1]}: {e['msg']}" for e in errors)
+
+
+async def bulk_upsert(session: AsyncSession, app: Application, body: ProfileBulk) -> BulkResult:
+    """Upsert up to 1,000 profiles by `id` or `custom_id`; valid items are written even when
+    others fail. Everything is set-based: one query checks the attribute definitions, one locks
+    the existing profiles, one statement writes every valid item.
+
+    On update only the fields an item sends change; `custom_attributes` is merged key by key
+    (`null` removes a key), as in PATCH. An item may not take a custom_id that another profile
+    holds when the batch starts, and two items may not name the same profile.
+    """
+    errors: dict[int, str] = {}
+    items: list[tuple[int, BulkItem]] = []
+    for index, raw in enumerate(body.profiles):
+        try:
+            items.append((index, BulkItem.model_validate(raw)))
+        except ValidationError as exc:
+            errors[index] = _item_detail(exc)
+
+    checked = await check_attributes(session, app, [item.custom_attributes for _, item in items])
+    valid: list[tuple[int, BulkItem, CheckedAttributes]] = []
+    for (index, item), attrs in zip(items, checked, strict=True):
+        if attrs.errors:
+            errors[index] = _attributes_detail(attrs.errors)
+        else:
+            valid.append((index, item, attrs))
+
+    created = updated = 0
+    for attempt in range(BULK_ATTEMPTS):
+        try:
+            async with session.begin_nested():
+                rows, row_errors = await _resolve_bulk(session, app, valid)
+                inserted = await ProfileRepository(session).bulk_upsert(app.id, rows)
+            created = sum(inserted)
+            updated = len(inserted) - created
+            errors.update(row_errors)
+            break
+        except IntegrityError as exc:
+            # A concurrent request committed a custom_id we were about to take; read again.
+            if not is_unique_violation(exc):
+                raise
+            if attempt == BULK_ATTEMPTS - 1:
+                raise Conflict(
+                    "Profiles changed concurrently while this batch was written; retry it."
+                ) from exc
+    return BulkResult(
+        created=created,
+        updated=updated,
+        errors=[BulkError(index=i, detail=d) for i, d in sorted(errors.items())],
+    )
+
+
+async def _resolve_bulk(
+    session: AsyncSession,
+    app: Application,
+    valid: list[tuple[int, BulkItem, CheckedAttributes]],
+) -> tuple[list[dict[str, Any]], dict[int, str]]:
+    """The final row of every valid item (existing values merged in), and the items refused."""
+    ids = sorted({item.id for _, item, _ in valid if item.id is not None})
+    custom_ids = sorted({item.custom_id for _, item, _ in valid if item.custom_id is not None})
+    existing = await ProfileRepository(session).lock_for_bulk(app.id, ids, custom_ids)
+    by_id = {row.id: row for row in existing}
+    by_custom_id = {row.custom_id: row for row in existing if row.custom_id is not None}
+
+    rows: list[dict[str, Any]] = []
+    errors: dict[int, str] = {}
+    claimed_ids: dict[UUID, int] = {}
+    claimed_custom_ids: dict[str, int] = {}
+    for index, item, attrs in valid:
+        current = by_id.get(item.id) if item.id is not None else by_custom_id.get(item.custom_id)
+        target = current.id if current is not None else (item.id or uuid.uuid4())
+        given = item.model_fields_set
+        custom_id = item.custom_id if "custom_id" in given or current is None else current.custom_id
+        holder = by_custom_id.get(custom_id) if custom_id is not None else None
+        if target in claimed_ids:
+            errors[index] = f"Names the same profile as item {claimed_ids[target]}."
+            continue
+        if holder is not None and holder.id != target:
+            errors[index] = f"custom_id {custom_id!r} belongs to another profile."
+            continue
+        if custom_id is not None and custom_id in claimed_custom_ids:
+            errors[index] = (
+                f"custom_id {custom_id!r} is also set by item {claimed_custom_ids[custom_id]}."
+            )
+            continue
+        claimed_ids[target] = index
+        if custom_id is not None:
+            claimed_custom_ids[custom_id] = index
+
+        if current is None:
+            attributes = dict(attrs.set)
+            created_at = item.created_at
+            nickname = item.nickname
+        else:
+            attributes = {**current.custom_attributes, **attrs.set}
+            for key in attrs.remove:
+                attributes.pop(key, None)
+            created_at = item.created_at if item.created_at is not None else current.created_at
+            nickname = item.nickname if "nickname" in given else current.nickname
+        rows.append(
+            {
+                "id": str(target),
+                "custom_id": custom_id,
+                "nickname": nickname,
+                "custom_attributes": attributes,
+                "created_at": as_utc(created_at).isoformat() if created_at else None,
+            }
+        )
+    return rows, errors
+
+
+# Custom attribute definitions -------------------------------------------------------------
+
+
+async def get_custom_attribute(
+    session: AsyncSession, app: Application, key: str
+) -> CustomAttribute:
+    attribute = await CustomAttributeRepository(session).get(app.id, key)
+    if attribute is None:
+        raise NotFound()
+    return attribute
+
+
+async def create_custom_attribute(
+    session: AsyncSession, app: Application, data: CustomAttributeCreate
+) -> CustomAttribute:
+    if data.key in PLATFORM_KEYS:
+        raise invalid_field(
+            ["body", "key"],
+            f"'{data.key}' is a platform attribute key; choose another key.",
+            "platform_attribute_key",
+        )
+    attribute = await CustomAttributeRepository(session).insert(
+        app.id, data.key, data.data_type, data.description
+    )
+    if attribute is None:
+        raise Conflict(KEY_TAKEN)
+    return attribute
+
+
+async def update_custom_attribute(
+    session: AsyncSession, app: Application, key: str, data: CustomAttributeUpdate
+) -> CustomAttribute:
+    attribute = await CustomAttributeRepository(session).update_description(
+        app.id, key, data.description
+    )
+    if attribute is None:
+        raise NotFound()
+    return attribute
+
+
+async def delete_custom_attribute(session: AsyncSession, app: Application, key: str) -> None:
+    """Delete a definition and every profile's value of it.
+
+    The segmentation feature extends this with a 409 while an active dynamic group's rule uses
+    the key (SPEC §4); that check belongs before the delete.
+    """
+    repo = CustomAttributeRepository(session)
+    if not await repo.delete(app.id, key):
+        raise NotFound()
+    await repo.strip_from_profiles(app.id, key)

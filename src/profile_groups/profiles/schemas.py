@@ -1,0 +1,250 @@
+"""Profile and custom attribute schemas (SPEC §3, §4)."""
+
+from datetime import datetime
+from typing import Annotated, Any, Literal, Self
+from uuid import UUID
+
+from pydantic import Field, StringConstraints, model_validator
+
+from profile_groups.kit.schemas import InputSchema, Schema, Timestamp
+
+CustomId = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+Nickname = Annotated[str, StringConstraints(max_length=255)]
+Description = Annotated[str, StringConstraints(max_length=2000)]
+AttributeKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
+DataType = Literal["number", "string", "boolean", "datetime"]
+# Values are checked against the application's definitions in the service (one query per request).
+CustomAttributes = dict[str, Any]
+MAX_BULK = 1000
+
+PROFILE_EXAMPLE: dict[str, Any] = {
+    "id": "174cc6dd-c1da-42d2-886e-c48b2bf803a8",
+    "custom_id": "user-42",
+    "nickname": "Final Horse",
+    "custom_attributes": {"toxicity_score": 0.4, "favourite_team": "Reds"},
+    "created_at": "2025-04-28T12:16:49.670053Z",
+    "updated_at": "2025-04-28T12:16:49.670053Z",
+}
+
+
+def _not_null(model: InputSchema, fields: tuple[str, ...]) -> None:
+    for field in fields:
+        if field in model.model_fields_set and getattr(model, field) is None:
+            raise ValueError(f"'{field}' cannot be null.")
+
+
+class ProfileCreate(InputSchema):
+    """A new profile. `id` and `created_at` may be supplied when importing."""
+
+    model_config = InputSchema.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "custom_id": "user-42",
+                    "nickname": "Final Horse",
+                    "custom_attributes": {"toxicity_score": 0.4},
+                }
+            ]
+        }
+    }
+
+    id: UUID | None = None
+    custom_id: CustomId | None = None
+    nickname: Nickname | None = None
+    custom_attributes: CustomAttributes | None = None
+    created_at: datetime | None = None
+
+    @model_validator(mode="after")
+    def _checks(self) -> Self:
+        _not_null(self, ("created_at",))
+        return self
+
+
+class ProfileReplace(InputSchema):
+    """The whole profile for PUT: fields left out are cleared (`created_at` is kept)."""
+
+    model_config = InputSchema.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {"custom_id": "user-42", "nickname": "Final Horse", "custom_attributes": {}}
+            ]
+        }
+    }
+
+    # Accepted so a client can PUT back the object it read; it must name the profile in the path.
+    id: UUID | None = None
+    custom_id: CustomId | None = None
+    nickname: Nickname | None = None
+    custom_attributes: CustomAttributes | None = None
+    created_at: datetime | None = None
+
+    @model_validator(mode="after")
+    def _checks(self) -> Self:
+        _not_null(self, ("created_at",))
+        return self
+
+
+class ProfileUpdate(InputSchema):
+    """PATCH: only the fields sent change; `custom_attributes` is merged key by key, and a key
+    set to `null` is removed."""
+
+    model_config = InputSchema.model_config | {
+        "json_schema_extra": {
+            "examples": [{"nickname": "Final Horse", "custom_attributes": {"toxicity_score": None}}]
+        }
+    }
+
+    custom_id: CustomId | None = None
+    nickname: Nickname | None = None
+    custom_attributes: CustomAttributes | None = None
+    created_at: datetime | None = None
+
+    @model_validator(mode="after")
+    def _checks(self) -> Self:
+        _not_null(self, ("created_at", "custom_attributes"))
+        return self
+
+
+class BulkItem(InputSchema):
+    """One item of a bulk upsert: found by `id`, else by `custom_id`; created when not found.
+    On update only the fields sent change (`custom_attributes` merged as in PATCH)."""
+
+    id: UUID | None = None
+    custom_id: CustomId | None = None
+    nickname: Nickname | None = None
+    custom_attributes: CustomAttributes | None = None
+    created_at: datetime | None = None
+
+    @model_validator(mode="after")
+    def _checks(self) -> Self:
+        if self.id is None and self.custom_id is None:
+            raise ValueError("Each item needs an 'id' or a 'custom_id'.")
+        _not_null(self, ("created_at", "custom_attributes"))
+        return self
+
+
+class ProfileBulk(InputSchema):
+    model_config = InputSchema.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "profiles": [
+                        {"custom_id": "user-42", "nickname": "Final Horse"},
+                        {
+                            "id": "174cc6dd-c1da-42d2-886e-c48b2bf803a8",
+                            "custom_attributes": {"toxicity_score": 0.1},
+                        },
+                    ]
+                }
+            ]
+        }
+    }
+
+    # Items are validated one by one in the service, so one bad item does not sink the batch.
+    profiles: Annotated[list[Any], Field(max_length=MAX_BULK, description="Up to 1,000 profiles.")]
+
+
+class BulkError(Schema):
+    index: int
+    detail: str
+
+
+class BulkResult(Schema):
+    model_config = Schema.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "created": 1,
+                    "updated": 1,
+                    "errors": [
+                        {
+                            "index": 2,
+                            "detail": "custom_attributes.toxicity_score: "
+                            "'toxicity_score' must be a number.",
+                        }
+                    ],
+                }
+            ]
+        }
+    }
+
+    created: int
+    updated: int
+    errors: list[BulkError]
+
+
+class Profile(Schema):
+    model_config = Schema.model_config | {"json_schema_extra": {"examples": [PROFILE_EXAMPLE]}}
+
+    id: UUID
+    custom_id: str | None
+    nickname: str | None
+    custom_attributes: dict[str, Any]
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+# Custom attribute definitions ---------------------------------------------------------------
+
+
+class CustomAttributeCreate(InputSchema):
+    model_config = InputSchema.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "key": "toxicity_score",
+                    "data_type": "number",
+                    "description": "Moderation score from 0 (fine) to 1 (toxic).",
+                }
+            ]
+        }
+    }
+
+    key: AttributeKey = Field(description="`^[a-z][a-z0-9_]{0,62}$`, not a platform attribute key.")
+    data_type: DataType
+    description: Description = ""
+
+
+class CustomAttributeUpdate(InputSchema):
+    """Only the description can change."""
+
+    model_config = InputSchema.model_config | {
+        "json_schema_extra": {"examples": [{"description": "Moderation score (0-1)."}]}
+    }
+
+    description: Description | None = None
+    # Accepted only to answer with a clear 400: key and type are fixed once defined.
+    key: Any = Field(default=None, exclude=True)
+    data_type: Any = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _fixed_fields(self) -> Self:
+        for field in ("key", "data_type"):
+            if field in self.model_fields_set:
+                raise ValueError(
+                    f"'{field}' cannot be changed; delete the attribute and define it again."
+                )
+        _not_null(self, ("description",))
+        return self
+
+
+class CustomAttribute(Schema):
+    model_config = Schema.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "key": "toxicity_score",
+                    "data_type": "number",
+                    "description": "Moderation score from 0 (fine) to 1 (toxic).",
+                    "created_at": "2025-04-28T12:16:49.670053Z",
+                    "updated_at": "2025-04-28T12:16:49.670053Z",
+                }
+            ]
+        }
+    }
+
+    key: str
+    data_type: DataType
+    description: str
+    created_at: Timestamp
+    updated_at: Timestamp
