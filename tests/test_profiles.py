@@ -1,4 +1,4 @@
-"""Profiles (SPEC §3): every endpoint, its 4xx answers, tenancy, and that failures change nothing."""
+"""Profiles (SPEC §3): every endpoint, its 4xx answers, tenancy; failures change nothing."""
 
 import re
 import uuid
@@ -501,7 +501,7 @@ async def test_bulk_creates_and_updates_keeping_valid_items(api: Api) -> None:
     await define(api, "score", "number")
     await define(api, "team", "string")
     by_id = await create(api, nickname="old", custom_attributes={"score": 1, "team": "Reds"})
-    by_cid = await create(api, custom_id="known", nickname="keep")
+    await create(api, custom_id="known", nickname="keep")
     new_id = str(uuid.uuid4())
     r = await api.post(
         "/profiles/bulk/",
