@@ -13,6 +13,7 @@ from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from profile_groups.attributes.registry import ALIASES, PLATFORM_ATTRIBUTES
 from profile_groups.kit.errors import BadRequest, Conflict, NotFound, invalid_field
 from profile_groups.kit.repository import is_unique_violation
 from profile_groups.kit.schemas import as_utc
@@ -39,73 +40,8 @@ KEY_TAKEN = "A custom attribute with this key already exists."
 # Bulk writes retry when a concurrent request took a custom_id between our read and our write.
 BULK_ATTEMPTS = 3
 
-try:  # The attribute registry (§5.3) is the one source of platform keys once it exists.
-    from profile_groups.attributes.registry import ALIASES, PLATFORM_ATTRIBUTES
-
-    PLATFORM_KEYS = frozenset(PLATFORM_ATTRIBUTES) | frozenset(ALIASES)
-except ImportError:  # pragma: no cover - only before the registry lands
-    PLATFORM_KEYS = frozenset(
-        [
-            "total_comments_posted",
-            "total_comment_replies",
-            "total_comments_reported",
-            "last_comment_at",
-            "has_ever_commented",
-            "total_reactions",
-            "last_reaction_at",
-            "has_ever_reacted",
-            "total_polls_answered",
-            "last_poll_answered_at",
-            "has_ever_answered_poll",
-            "last_active_at",
-            "created_at",
-            "nickname",
-            "custom_id",
-            "has_social_connections",
-            "total_active_quests",
-            "total_quests_completed",
-            "total_failed_quests",
-            "quest_completion_rate",
-            "completed_any_quest",
-            "ever_started_quest",
-            "quest_rewards_earned",
-            "quest_rewards_claimed",
-            "quest_rewards_unclaimed",
-            "has_unclaimed_quest_rewards",
-            "last_quest_started_at",
-            "last_quest_completed_at",
-            "current_streak_length",
-            "consecutive_streak_length",
-            "periodic_streak_length",
-            "longest_streak_length",
-            "first_streak_activity",
-            "last_streak_activity",
-            "streak_milestones_reached",
-            "streak_reset_count",
-            "has_ever_started_streak",
-            "is_streak_active",
-            "is_streak_frozen",
-            "status_tier",
-            "current_tier_rank",
-            "last_tier_change_at",
-            "tier_entry_date",
-            "days_in_current_tier",
-            "tier_upgrade_count",
-            "tier_upragde_count",
-            "tier_downgrade_count",
-            "have_ever_upgraded_tier",
-            "has_ever_reached_tier",
-            "reward_balance",
-            "reward_balance_total_earned",
-            "reward_balance_total_spent",
-            "last_reward_earned_at",
-            "has_earned_any_reward",
-            "reward_actions_triggered_total",
-            "leaderboards_ranked_on",
-            "is_ranked_on_leaderboard",
-            "leaderboard_views_count",
-        ]
-    )
+# Platform attribute keys (and their aliases) cannot be custom keys (SPEC §4, §5.3).
+PLATFORM_KEYS = frozenset(PLATFORM_ATTRIBUTES) | frozenset(ALIASES)
 
 
 # Custom attribute values -------------------------------------------------------------------
