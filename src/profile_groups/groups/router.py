@@ -26,7 +26,7 @@ from profile_groups.kit.errors import (
     PermissionDenied,
     responses,
 )
-from profile_groups.kit.pagination import Page, PageParams, page_params, paginate
+from profile_groups.kit.pagination import Page, PageParams, page_params, page_response, paginate
 from profile_groups.models import GroupMembership, ProfileGroup as ProfileGroupModel
 from profile_groups.profiles.service import get_profile, get_profile_by_custom_id
 
@@ -65,7 +65,7 @@ async def list_groups(
         list[str],
         Query(description="`key:value` or `key`; repeatable, all must hold (indexed lookup)."),
     ] = [],  # noqa: B006 - FastAPI copies defaults per request
-) -> Page[ProfileGroup]:
+) -> Response:
     """Active groups of the application, newest first. Filters combine with AND."""
     repo = GroupRepository(session)
     stmt = repo.list_statement(
@@ -76,12 +76,7 @@ async def list_groups(
         [(ProfileGroupModel.created_at, "created_at"), (ProfileGroupModel.id, "id")],
         entity=True,
     )
-    return Page(
-        count=await repo.count(stmt),
-        next=next_url,
-        previous=prev_url,
-        results=[ProfileGroup.model_validate(g) for g in rows],
-    )
+    return page_response(ProfileGroup, await repo.count(stmt), next_url, prev_url, rows)
 
 
 @router.get(
@@ -168,7 +163,7 @@ async def remove_members(
 )
 async def list_members(
     request: Request, group_id: UUID, app: AppDep, session: SessionDep, page: PageDep
-) -> Page[Member]:
+) -> Response:
     """Members, newest membership first."""
     group = await service.get_group(session, app, group_id)
     stmt = GroupRepository(session).members_statement(group.id)
@@ -177,12 +172,7 @@ async def list_members(
         [(GroupMembership.created_at, "membership_created_at"), (GroupMembership.profile_id, "id")],
     )
     # profile_count is kept exact with the memberships, so it is the count.
-    return Page(
-        count=group.profile_count,
-        next=next_url,
-        previous=prev_url,
-        results=[Member.model_validate(r) for r in rows],
-    )
+    return page_response(Member, group.profile_count, next_url, prev_url, rows)
 
 
 @router.get(
@@ -200,19 +190,14 @@ async def get_member(
 
 async def _profile_groups_page(
     request: Request, app_id: UUID, profile_id: UUID, session: SessionDep, page: PageParams
-) -> Page[ProfileGroupMembership]:
+) -> Response:
     repo = GroupRepository(session)
     stmt = repo.profile_groups_statement(app_id, profile_id)
     rows, next_url, prev_url = await paginate(
         session, request, page, stmt,
         [(GroupMembership.created_at, "membership_created_at"), (GroupMembership.group_id, "group_id")],
     )
-    return Page(
-        count=await repo.count_rows(stmt),
-        next=next_url,
-        previous=prev_url,
-        results=[ProfileGroupMembership.model_validate(r) for r in rows],
-    )
+    return page_response(ProfileGroupMembership, await repo.count_rows(stmt), next_url, prev_url, rows)
 
 
 @router.get(
@@ -223,7 +208,7 @@ async def _profile_groups_page(
 )
 async def profile_groups(
     request: Request, profile_id: UUID, app: AppDep, session: SessionDep, page: PageDep
-) -> Page[ProfileGroupMembership]:
+) -> Response:
     """Static and dynamic groups alike, newest membership first; inactive groups are left out."""
     profile = await get_profile(session, app, profile_id)
     return await _profile_groups_page(request, app.id, profile.id, session, page)
@@ -237,6 +222,6 @@ async def profile_groups(
 )
 async def profile_groups_by_custom_id(
     request: Request, custom_id: str, app: AppDep, session: SessionDep, page: PageDep
-) -> Page[ProfileGroupMembership]:
+) -> Response:
     profile = await get_profile_by_custom_id(session, app, custom_id)
     return await _profile_groups_page(request, app.id, profile.id, session, page)

@@ -11,13 +11,14 @@ import hmac
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 from uuid import UUID
 
-from fastapi import Query, Request
-from pydantic import BaseModel
-from sqlalchemy import ColumnElement, Select, tuple_
+from fastapi import Query, Request, Response
+from pydantic import BaseModel, TypeAdapter
+from sqlalchemy import ColumnElement, Row, Select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from profile_groups.kit.errors import invalid_field
@@ -30,6 +31,33 @@ class Page(BaseModel, Generic[T]):
     next: str | None
     previous: str | None
     results: list[T]
+
+
+@lru_cache(maxsize=64)
+def _page_adapter(item: type[BaseModel]) -> TypeAdapter[Any]:
+    return TypeAdapter(Page[item])  # type: ignore[valid-type]
+
+
+def page_response(
+    item: type[BaseModel], count: int, next_url: str | None, prev_url: str | None, rows: Sequence[Any]
+) -> Response:
+    """Validate the rows once and serialise the page straight to JSON bytes.
+
+    Returning a Response skips FastAPI's second validation of the return value against
+    `response_model` (kept on the route for the OpenAPI schema), which on a 1,000-row page costs
+    more than the query.
+    """
+    adapter = _page_adapter(item)
+    # Plain dicts validate several times faster than attribute access on SQLAlchemy rows.
+    results: Sequence[Any] = rows
+    if rows and isinstance(rows[0], Row):
+        names = tuple(rows[0]._fields)
+        results = [dict(zip(names, r, strict=True)) for r in rows]
+    page = adapter.validate_python(
+        {"count": count, "next": next_url, "previous": prev_url, "results": results},
+        from_attributes=True,
+    )
+    return Response(adapter.dump_json(page), media_type="application/json")
 
 
 @dataclass(frozen=True)

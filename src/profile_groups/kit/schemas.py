@@ -8,9 +8,11 @@ from pydantic import BaseModel, ConfigDict, PlainSerializer
 
 def format_timestamp(value: datetime) -> str:
     """ISO 8601 UTC with microseconds and `Z`, e.g. 2025-04-28T12:16:49.670053Z (SPEC §1)."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if value.tzinfo is not UTC:
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    # isoformat() is several times faster than strftime on large pages; it drops zero microseconds.
+    text = value.isoformat()[:-6]  # without "+00:00"
+    return text + ("Z" if value.microsecond else ".000000Z")
 
 
 def as_utc(value: datetime) -> datetime:
