@@ -90,12 +90,8 @@ class GroupEvaluation(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
     __table_args__ = (
-        CheckConstraint(
-            "trigger IN ('schedule', 'rule_change', 'manual')", name="trigger"
-        ),
-        CheckConstraint(
-            "status IN ('queued', 'running', 'succeeded', 'failed')", name="status"
-        ),
+        CheckConstraint("trigger IN ('schedule', 'rule_change', 'manual')", name="trigger"),
+        CheckConstraint("status IN ('queued', 'running', 'succeeded', 'failed')", name="status"),
         # History, newest first, keyset-paginated; also the latest evaluation of a group.
         Index("ix_group_evaluations_group_created", "group_id", "created_at", "id"),
         Index(

@@ -1,6 +1,70 @@
-"""Worker jobs of this feature, collected by profile_groups.worker."""
+"""Worker jobs of dynamic groups, collected by profile_groups.worker (SPEC §7.2).
+
+* `evaluate_group` runs one queued evaluation. Its arq job id is `evaluate:<evaluation id>` and the
+  database allows one queued evaluation per group, so a group is never queued twice: requests that
+  arrive meanwhile join the queued one.
+* `schedule_evaluations` is a tick every 5 seconds (and at worker start) that queues each active
+  dynamic group whose `next_evaluation_at` has come, then advances it by
+  EVALUATION_INTERVAL_SECONDS. A per-group due time instead of a cron at the interval itself keeps
+  any interval (not only divisors of a minute) exact to within a tick, spreads groups over time and
+  gives the group object a truthful `next_evaluation_at`.
+"""
 
 from typing import Any
+from uuid import UUID
 
-FUNCTIONS: list[Any] = []
-CRON_JOBS: list[Any] = []
+from arq import cron
+from arq.worker import func
+
+from profile_groups.segmentation import service
+from profile_groups.segmentation.repository import SegmentationRepository
+
+TICK_SECONDS = 5
+
+
+async def evaluate_group(
+    ctx: dict[str, Any],
+    group_id: str,
+    trigger: str = "manual",
+    evaluation_id: str | None = None,
+) -> dict[str, Any]:
+    """Evaluate one group. Without `evaluation_id`, queues (or joins) one first."""
+    sessionmaker = ctx["sessionmaker"]
+    settings = ctx["settings"]
+    if evaluation_id is None:
+        async with sessionmaker() as session, session.begin():
+            queued, _ = await SegmentationRepository(session).request(UUID(group_id), trigger)
+        if queued is None:
+            return {"group_id": group_id, "status": "skipped"}
+        evaluation_id = str(queued.id)
+    result = await service.run_evaluation(
+        sessionmaker, UUID(evaluation_id), timeout_ms=settings.STATEMENT_TIMEOUT_MS
+    )
+    if result is None:
+        return {"group_id": group_id, "evaluation_id": evaluation_id, "status": "skipped"}
+    return {
+        "group_id": group_id,
+        "evaluation_id": evaluation_id,
+        "status": result.status,
+        "matched": result.matched_count,
+        "added": result.added_count,
+        "removed": result.removed_count,
+        "error": result.error,
+    }
+
+
+async def schedule_evaluations(ctx: dict[str, Any]) -> dict[str, int]:
+    """Queue due groups, re-enqueue lost jobs, fail evaluations of dead workers, prune history."""
+    return await service.schedule_tick(ctx["sessionmaker"], ctx["redis"], ctx["settings"])
+
+
+FUNCTIONS: list[Any] = [func(evaluate_group, name=service.EVALUATE_JOB)]
+CRON_JOBS: list[Any] = [
+    cron(
+        schedule_evaluations,
+        name="schedule_evaluations",
+        second=set(range(0, 60, TICK_SECONDS)),
+        run_at_startup=True,
+        unique=True,
+    )
+]

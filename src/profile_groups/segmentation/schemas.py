@@ -1,0 +1,144 @@
+"""Rule tree, evaluation and preview schemas (SPEC §7). Examples are the contract's."""
+
+from typing import Annotated, Any, Literal, Union
+from uuid import UUID
+
+from pydantic import Field
+
+from profile_groups.kit.schemas import InputSchema, Schema, Timestamp
+
+RULE_TREE_EXAMPLE: dict[str, Any] = {
+    "operator": "AND",
+    "children": [
+        {
+            "operator": "OR",
+            "children": [
+                {"attribute": "total_comments_posted", "condition": "greater_than", "value": 32},
+                {"attribute": "has_ever_commented", "condition": "is", "value": True},
+            ],
+        },
+        {
+            "operator": "OR",
+            "children": [
+                {
+                    "attribute": "total_comments_posted",
+                    "condition": "greater_than",
+                    "value": 10,
+                    "window_days": 7,
+                }
+            ],
+        },
+    ],
+}
+
+
+class RuleLeaf(InputSchema):
+    """A condition on one attribute (see GET /profile-group-attributes/ for what each allows)."""
+
+    attribute: str = Field(description="An attribute key of the catalogue (platform or custom).")
+    condition: str = Field(description="One of the attribute's `conditions`.")
+    value: Any = Field(description="The condition's value, of the type SPEC §5.4 gives it.")
+    window_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=365,
+        description="Rolling window in days, for attributes with `supports_window`.",
+    )
+
+
+class RuleGroup(InputSchema):
+    """An inner node: its children combined with AND or OR."""
+
+    operator: Literal["AND", "OR"]
+    children: Annotated[list[Union["RuleGroup", RuleLeaf]], Field(min_length=1, max_length=50)]
+
+
+RuleGroup.model_rebuild()
+
+RuleTree = Annotated[
+    dict[str, Any],
+    Field(
+        description=(
+            "A rule tree (SPEC §7.1): inner nodes `{operator: AND|OR, children: [1-50 nodes]}`, "
+            "leaves `{attribute, condition, value, window_days?}`; depth at most 5 levels "
+            "(leaves included), at most 100 leaves. Invalid trees are answered with a 400 whose "
+            "`errors[].loc` points inside the tree."
+        ),
+        json_schema_extra={"examples": [RULE_TREE_EXAMPLE]},
+    ),
+]
+
+
+class Evaluation(Schema):
+    model_config = Schema.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "id": "0b5c3a8e-7d0e-4a53-9a34-3b0f5b0a3c11",
+                    "ruleset_id": "59019dcd-32c9-48d6-acdd-a304a974f886",
+                    "trigger": "schedule",
+                    "status": "succeeded",
+                    "as_of": "2025-04-28T12:20:00.000000Z",
+                    "started_at": "2025-04-28T12:20:00.000000Z",
+                    "finished_at": "2025-04-28T12:20:01.250000Z",
+                    "duration_ms": 1250,
+                    "matched_count": 200,
+                    "added_count": 12,
+                    "removed_count": 3,
+                    "error": None,
+                }
+            ]
+        }
+    }
+
+    id: UUID
+    ruleset_id: UUID
+    trigger: Literal["schedule", "rule_change", "manual"]
+    status: Literal["queued", "running", "succeeded", "failed"]
+    as_of: Timestamp | None
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
+    duration_ms: int | None
+    matched_count: int | None
+    added_count: int | None
+    removed_count: int | None
+    error: str | None
+
+
+class PreviewRequest(InputSchema):
+    model_config = InputSchema.model_config | {
+        "json_schema_extra": {"examples": [{"rule_tree": RULE_TREE_EXAMPLE, "sample_size": 10}]}
+    }
+
+    rule_tree: RuleTree
+    sample_size: int = Field(default=10, ge=0, le=100, description="Profiles to return (0-100).")
+
+
+class PreviewProfile(Schema):
+    id: UUID
+    nickname: str | None
+    custom_id: str | None
+
+
+class Preview(Schema):
+    model_config = Schema.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "count": 200,
+                    "sample": [
+                        {
+                            "id": "174cc6dd-c1da-42d2-886e-c48b2bf803a8",
+                            "nickname": "Final Horse",
+                            "custom_id": None,
+                        }
+                    ],
+                    "as_of": "2025-04-28T12:20:00.000000Z",
+                }
+            ]
+        }
+    }
+
+    count: int
+    sample: list[PreviewProfile]
+    as_of: Timestamp
