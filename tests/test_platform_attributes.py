@@ -13,6 +13,12 @@ def ev(type_: str, profile: dict[str, Any], when: str, **extra: Any) -> dict[str
     return {"type": type_, "profile_id": profile["id"], "occurred_at": when, **extra}
 
 
+def tier(p: dict[str, Any], when: str, name: str, rank: int, direction: str) -> dict[str, Any]:
+    return ev(
+        "tier_changed", p, when, value=name, properties={"rank": rank, "direction": direction}
+    )
+
+
 async def test_defaults_before_any_event(api: Api) -> None:
     profile = await new_profile(api, custom_id="u1", nickname="Nick")
     got = await check(api, profile, [])
@@ -226,14 +232,11 @@ async def test_streak_frozen_then_unfrozen(api: Api) -> None:
 async def test_tiers_downgrade_then_upgrade(api: Api) -> None:
     p = await new_profile(api)
     events = [
-        ev("tier_changed", p, ago(30), value="Silver",
-           properties={"rank": 2, "direction": "upgrade"}),
-        ev("tier_changed", p, ago(20), value="Gold", properties={"rank": 3, "direction": "upgrade"}),
-        ev("tier_changed", p, ago(10), value="Silver",
-           properties={"rank": 2, "direction": "downgrade"}),
-        ev("tier_changed", p, ago(2, hours=12), value="Gold",
-           properties={"rank": 3, "direction": "upgrade"}),
-    ]  # fmt: skip
+        tier(p, ago(30), "Silver", 2, "upgrade"),
+        tier(p, ago(20), "Gold", 3, "upgrade"),
+        tier(p, ago(10), "Silver", 2, "downgrade"),
+        tier(p, ago(2, hours=12), "Gold", 3, "upgrade"),
+    ]
     await send(api, *events)
     got = await check(api, p, events)
     assert got["status_tier"] == "Gold" and got["current_tier_rank"] == 3
@@ -246,11 +249,9 @@ async def test_tiers_downgrade_then_upgrade(api: Api) -> None:
 async def test_tier_downgrade_only_and_out_of_order(api: Api) -> None:
     p = await new_profile(api)
     events = [
-        ev("tier_changed", p, ago(1), value="Bronze",
-           properties={"rank": 1, "direction": "downgrade"}),
-        ev("tier_changed", p, ago(9), value="Platinum",
-           properties={"rank": 4, "direction": "downgrade"}),
-    ]  # fmt: skip
+        tier(p, ago(1), "Bronze", 1, "downgrade"),
+        tier(p, ago(9), "Platinum", 4, "downgrade"),
+    ]
     await send(api, *events)
     got = await check(api, p, events)
     assert got["status_tier"] == "Bronze" and got["current_tier_rank"] == 1
@@ -261,10 +262,8 @@ async def test_tier_downgrade_only_and_out_of_order(api: Api) -> None:
 async def test_tier_tie_goes_to_later_accepted(api: Api) -> None:
     p = await new_profile(api)
     when = ago(1)
-    first = [ev("tier_changed", p, when, value="A", properties={"rank": 1, "direction": "upgrade"})]
-    second = [
-        ev("tier_changed", p, when, value="B", properties={"rank": 2, "direction": "upgrade"})
-    ]
+    first = [tier(p, when, "A", 1, "upgrade")]
+    second = [tier(p, when, "B", 2, "upgrade")]
     await send(api, *first)
     await send(api, *second)
     got = await check(api, p, first + second)
@@ -344,13 +343,12 @@ async def test_out_of_order_batches_give_same_values(api: Api) -> None:
             ev("streak_activity", p, ago(5), value=3),
             ev("streak_reset", p, ago(4)),
             ev("streak_activity", p, ago(3), value=1),
-            ev("tier_changed", p, ago(6), value="Gold", properties={"rank": 3, "direction": "upgrade"}),
-            ev("tier_changed", p, ago(2), value="Silver",
-               properties={"rank": 2, "direction": "downgrade"}),
+            tier(p, ago(6), "Gold", 3, "upgrade"),
+            tier(p, ago(2), "Silver", 2, "downgrade"),
             ev("streak_frozen", p, ago(2)),
             ev("streak_unfrozen", p, ago(1)),
             ev("reward_earned", p, ago(1), value=9),
-        ]  # fmt: skip
+        ]
 
     forward, backward = story(a), story(b)
     for event in forward:
