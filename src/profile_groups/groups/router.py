@@ -17,7 +17,7 @@ from profile_groups.groups.schemas import (
     ProfileGroupMembership,
     ProfileGroupUpdate,
 )
-from profile_groups.kit.auth import AppDep
+from profile_groups.kit.auth import AppDep, ReaderDep
 from profile_groups.kit.errors import (
     BadRequest,
     Conflict,
@@ -28,7 +28,11 @@ from profile_groups.kit.errors import (
 )
 from profile_groups.kit.pagination import Page, PageParams, page_params, page_response, paginate
 from profile_groups.models import GroupMembership, ProfileGroup as ProfileGroupModel
-from profile_groups.profiles.service import get_profile, get_profile_by_custom_id
+from profile_groups.profiles.service import (
+    ensure_may_read_membership,
+    readable_profile,
+    readable_profile_by_custom_id,
+)
 
 router = APIRouter(
     tags=["profile groups"],
@@ -182,10 +186,13 @@ async def list_members(
     summary="Check one profile's membership",
 )
 async def get_member(
-    group_id: UUID, profile_id: str, app: AppDep, session: SessionDep
+    group_id: UUID, profile_id: str, principal: ReaderDep, session: SessionDep
 ) -> Member:
-    """200 with the member when the profile is a member of the group, 404 otherwise."""
-    return Member.model_validate(await service.get_member(session, app, group_id, profile_id))
+    """200 with the member when the profile is a member of the group, 404 otherwise.
+    A profile token may ask about its own profile only."""
+    await ensure_may_read_membership(session, principal, profile_id)
+    member = await service.get_member(session, principal.app, group_id, profile_id)
+    return Member.model_validate(member)
 
 
 async def _profile_groups_page(
@@ -207,11 +214,12 @@ async def _profile_groups_page(
     summary="List the groups a profile is in",
 )
 async def profile_groups(
-    request: Request, profile_id: UUID, app: AppDep, session: SessionDep, page: PageDep
+    request: Request, profile_id: UUID, principal: ReaderDep, session: SessionDep, page: PageDep
 ) -> Response:
-    """Static and dynamic groups alike, newest membership first; inactive groups are left out."""
-    profile = await get_profile(session, app, profile_id)
-    return await _profile_groups_page(request, app.id, profile.id, session, page)
+    """Static and dynamic groups alike, newest membership first; inactive groups are left out.
+    A profile token may read its own profile's groups only."""
+    profile = await readable_profile(session, principal, profile_id)
+    return await _profile_groups_page(request, principal.app.id, profile.id, session, page)
 
 
 @router.get(
@@ -221,7 +229,7 @@ async def profile_groups(
     summary="List the groups a profile is in, by the profile's custom id",
 )
 async def profile_groups_by_custom_id(
-    request: Request, custom_id: str, app: AppDep, session: SessionDep, page: PageDep
+    request: Request, custom_id: str, principal: ReaderDep, session: SessionDep, page: PageDep
 ) -> Response:
-    profile = await get_profile_by_custom_id(session, app, custom_id)
-    return await _profile_groups_page(request, app.id, profile.id, session, page)
+    profile = await readable_profile_by_custom_id(session, principal, custom_id)
+    return await _profile_groups_page(request, principal.app.id, profile.id, session, page)

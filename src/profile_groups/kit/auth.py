@@ -155,5 +155,11 @@ def ensure_own_profile(principal: Principal, profile: ProfileLike) -> None:
         raise PermissionDenied(PROFILE_TOKEN_FORBIDDEN)
 
 
+def ensure_own_profile_id(principal: Principal, profile_id: UUID) -> None:
+    """The cheap check before a lookup: a token naming its profile by id may ask for no other."""
+    if principal.profile_id is not None and principal.profile_id != profile_id:
+        raise PermissionDenied(PROFILE_TOKEN_FORBIDDEN)
+
+
 AppDep = Annotated[Application, Depends(current_application)]
 ReaderDep = Annotated[Principal, Depends(current_principal)]

@@ -14,7 +14,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from profile_groups.attributes.registry import ALIASES, PLATFORM_ATTRIBUTES
-from profile_groups.kit.errors import BadRequest, Conflict, NotFound, invalid_field
+from profile_groups.kit.auth import (
+    PROFILE_TOKEN_FORBIDDEN,
+    Principal,
+    ensure_own_profile,
+    ensure_own_profile_id,
+)
+from profile_groups.kit.errors import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    PermissionDenied,
+    invalid_field,
+)
 from profile_groups.kit.repository import is_unique_violation
 from profile_groups.kit.schemas import as_utc
 from profile_groups.models import Application, CustomAttribute, Profile
@@ -169,6 +181,53 @@ async def get_profile_by_custom_id(
     if profile is None:
         raise NotFound()
     return profile
+
+
+# Reads open to profile tokens (SPEC §2) ---------------------------------------------------
+
+
+def _missing(principal: Principal, own: bool) -> Exception:
+    # A profile token learns nothing about ids that are not its own: 403 whether or not they
+    # exist. Its own profile, or any profile for a producer, is a plain 404.
+    return NotFound() if principal.is_producer or own else PermissionDenied(PROFILE_TOKEN_FORBIDDEN)
+
+
+async def readable_profile(
+    session: AsyncSession, principal: Principal, profile_id: UUID
+) -> Profile:
+    """The profile, if the caller may read it: a producer any profile of its application, a
+    profile token only its own."""
+    ensure_own_profile_id(principal, profile_id)
+    profile = await ProfileRepository(session).get(principal.app.id, profile_id)
+    if profile is None:
+        raise _missing(principal, principal.profile_id == profile_id)
+    ensure_own_profile(principal, profile)
+    return profile
+
+
+async def readable_profile_by_custom_id(
+    session: AsyncSession, principal: Principal, custom_id: str
+) -> Profile:
+    if principal.custom_profile_id is not None and principal.custom_profile_id != custom_id:
+        raise PermissionDenied(PROFILE_TOKEN_FORBIDDEN)
+    profile = await ProfileRepository(session).get_by_custom_id(principal.app.id, custom_id)
+    if profile is None:
+        raise _missing(principal, principal.custom_profile_id == custom_id)
+    ensure_own_profile(principal, profile)
+    return profile
+
+
+async def ensure_may_read_membership(
+    session: AsyncSession, principal: Principal, profile_id: str
+) -> None:
+    """Membership check (SPEC §6.5): a profile token may only ask about its own profile."""
+    if principal.is_producer:
+        return
+    try:
+        parsed = UUID(profile_id)
+    except ValueError:
+        raise PermissionDenied(PROFILE_TOKEN_FORBIDDEN) from None
+    await readable_profile(session, principal, parsed)
 
 
 async def _or_conflict(session: AsyncSession, write: Awaitable[T]) -> T:
