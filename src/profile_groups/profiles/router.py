@@ -15,7 +15,7 @@ from profile_groups.kit.errors import (
     PermissionDenied,
     responses,
 )
-from profile_groups.kit.pagination import Page, PageParams, page_params, paginate
+from profile_groups.kit.pagination import Page, PageParams, page_params, page_response, paginate
 from profile_groups.models import CustomAttribute as CustomAttributeModel
 from profile_groups.models import Profile as ProfileModel
 from profile_groups.profiles import service
@@ -78,7 +78,7 @@ async def list_profiles(
     custom_id: Annotated[
         str | None, Query(description="Only the profile with this custom id (0 or 1 result).")
     ] = None,
-) -> Page[Profile]:
+) -> Response:
     """The application's profiles, newest first."""
     repo = ProfileRepository(session)
     rows, next_url, prev_url = await paginate(
@@ -88,12 +88,7 @@ async def list_profiles(
         repo.list_statement(app.id, custom_id),
         [(PROFILES.c.created_at, "created_at"), (PROFILES.c.id, "id")],
     )
-    return Page(
-        count=await repo.count(app.id, custom_id),
-        next=next_url,
-        previous=prev_url,
-        results=[Profile.model_validate(r) for r in rows],
-    )
+    return page_response(Profile, await repo.count(app.id, custom_id), next_url, prev_url, rows)
 
 
 @router.get(
@@ -190,7 +185,7 @@ async def create_custom_attribute(
 )
 async def list_custom_attributes(
     request: Request, app: AppDep, session: SessionDep, page: PageDep
-) -> Page[CustomAttribute]:
+) -> Response:
     """The application's custom attributes, newest first."""
     repo = CustomAttributeRepository(session)
     rows, next_url, prev_url = await paginate(
@@ -201,12 +196,7 @@ async def list_custom_attributes(
         [(CUSTOM_ATTRIBUTES.c.created_at, "created_at"), (CUSTOM_ATTRIBUTES.c.key, "key")],
         entity=True,
     )
-    return Page(
-        count=await repo.count(app.id),
-        next=next_url,
-        previous=prev_url,
-        results=[CustomAttribute.model_validate(a) for a in rows],
-    )
+    return page_response(CustomAttribute, await repo.count(app.id), next_url, prev_url, rows)
 
 
 @router.get(
