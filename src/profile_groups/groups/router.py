@@ -27,7 +27,9 @@ from profile_groups.kit.errors import (
     responses,
 )
 from profile_groups.kit.pagination import Page, PageParams, page_params, page_response, paginate
-from profile_groups.models import GroupMembership, ProfileGroup as ProfileGroupModel
+from profile_groups.kit.queue import ArqDep
+from profile_groups.models import GroupMembership
+from profile_groups.models import ProfileGroup as ProfileGroupModel
 from profile_groups.profiles.service import (
     ensure_may_read_membership,
     readable_profile,
@@ -49,11 +51,11 @@ PageDep = Annotated[PageParams, Depends(page_params)]
     summary="Create a profile group",
 )
 async def create_group(
-    data: ProfileGroupCreate, app: AppDep, session: SessionDep
-) -> ProfileGroupModel:
+    data: ProfileGroupCreate, app: AppDep, session: SessionDep, arq: ArqDep
+) -> ProfileGroup:
     """Create a static group (members managed through the API) or a dynamic one (membership
     follows `rule_tree`). Only `name` is required. A taken `custom_id` is a 409."""
-    return await service.create_group(session, app, data)
+    return await service.view(session, await service.create_group(session, arq, app, data))
 
 
 @router.get("/profile-groups/", response_model=Page[ProfileGroup], summary="List profile groups")
@@ -80,7 +82,8 @@ async def list_groups(
         [(ProfileGroupModel.created_at, "created_at"), (ProfileGroupModel.id, "id")],
         entity=True,
     )
-    return page_response(ProfileGroup, await repo.count(stmt), next_url, prev_url, rows)
+    results = await service.views(session, rows)
+    return page_response(ProfileGroup, await repo.count(stmt), next_url, prev_url, results)
 
 
 @router.get(
@@ -89,8 +92,8 @@ async def list_groups(
     responses=responses(NotFound),
     summary="Get a profile group",
 )
-async def get_group(group_id: UUID, app: AppDep, session: SessionDep) -> ProfileGroupModel:
-    return await service.get_group(session, app, group_id)
+async def get_group(group_id: UUID, app: AppDep, session: SessionDep) -> ProfileGroup:
+    return await service.view(session, await service.get_group(session, app, group_id))
 
 
 @router.get(
@@ -101,8 +104,9 @@ async def get_group(group_id: UUID, app: AppDep, session: SessionDep) -> Profile
 )
 async def get_group_by_custom_id(
     custom_id: str, app: AppDep, session: SessionDep
-) -> ProfileGroupModel:
-    return await service.get_group_by_custom_id(session, app, custom_id)
+) -> ProfileGroup:
+    group = await service.get_group_by_custom_id(session, app, custom_id)
+    return await service.view(session, group)
 
 
 @router.patch(
@@ -112,11 +116,12 @@ async def get_group_by_custom_id(
     summary="Update a profile group",
 )
 async def update_group(
-    group_id: UUID, data: ProfileGroupUpdate, app: AppDep, session: SessionDep
-) -> ProfileGroupModel:
+    group_id: UUID, data: ProfileGroupUpdate, app: AppDep, session: SessionDep, arq: ArqDep
+) -> ProfileGroup:
     """Partial update. `attributes` replaces the list. Setting `is_active` to false makes the
     group unavailable through the API (404) until `profile-groups groups activate`."""
-    return await service.update_group(session, app, group_id, data)
+    group = await service.update_group(session, arq, app, group_id, data)
+    return await service.view(session, group)
 
 
 @router.delete(

@@ -4,18 +4,23 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
+from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from profile_groups.groups.repository import GroupFilters, GroupRepository
 from profile_groups.groups.schemas import (
+    EvaluationState,
     MembersAdded,
     MembersChange,
     ProfileGroupCreate,
     ProfileGroupUpdate,
+    Ruleset,
 )
+from profile_groups.groups.schemas import ProfileGroup as ProfileGroupOut
 from profile_groups.kit.errors import BadRequest, Conflict, NotFound, invalid_field
 from profile_groups.kit.repository import flush_or_conflict
 from profile_groups.models import Application, ProfileGroup
+from profile_groups.segmentation import service as segmentation
 
 CUSTOM_ID_TAKEN = "A profile group with this custom_id already exists."
 
@@ -54,9 +59,33 @@ async def get_group_by_custom_id(
     return group
 
 
+async def views(session: AsyncSession, groups: Sequence[ProfileGroup]) -> list[ProfileGroupOut]:
+    """The group objects of SPEC §6.1; dynamic ones get `ruleset` and `evaluation` (one query)."""
+    dynamic = await segmentation.dynamic_views(
+        session, [g.id for g in groups if g.membership_type == "dynamic"]
+    )
+    out = []
+    for group in groups:
+        view = ProfileGroupOut.model_validate(group)
+        if group.id in dynamic:
+            ruleset, evaluation = dynamic[group.id]
+            view.ruleset = Ruleset.model_validate(ruleset)
+            view.evaluation = EvaluationState.model_validate(evaluation)
+        out.append(view)
+    return out
+
+
+async def view(session: AsyncSession, group: ProfileGroup) -> ProfileGroupOut:
+    (out,) = await views(session, [group])
+    return out
+
+
 async def create_group(
-    session: AsyncSession, app: Application, data: ProfileGroupCreate
+    session: AsyncSession, arq: ArqRedis, app: Application, data: ProfileGroupCreate
 ) -> ProfileGroup:
+    if data.rule_tree is not None:
+        # Every problem of the tree is reported before anything is written.
+        await segmentation.validate_rule_tree(session, app.id, data.rule_tree)
     repo = GroupRepository(session)
     group = await repo.add(
         ProfileGroup(
@@ -71,11 +100,17 @@ async def create_group(
     )
     await flush_or_conflict(session, CUSTOM_ID_TAKEN)
     await repo.refresh(group)
+    if data.rule_tree is not None:
+        await segmentation.set_ruleset(session, arq, group, data.rule_tree, "rule_change")
     return group
 
 
 async def update_group(
-    session: AsyncSession, app: Application, group_id: UUID, data: ProfileGroupUpdate
+    session: AsyncSession,
+    arq: ArqRedis,
+    app: Application,
+    group_id: UUID,
+    data: ProfileGroupUpdate,
 ) -> ProfileGroup:
     repo = GroupRepository(session)
     group = await repo.get(app.id, group_id, for_update=True)
@@ -86,13 +121,21 @@ async def update_group(
     )
     if "attributes" in changes:
         changes["attributes"] = [a.model_dump() for a in data.attributes or []]
-    if "rule_tree" in data.model_fields_set and group.membership_type == "static":
-        raise invalid_field(["body", "rule_tree"], "Only a dynamic group has a rule tree.")
+    new_tree = None
+    if "rule_tree" in data.model_fields_set:
+        if group.membership_type == "static":
+            raise invalid_field(["body", "rule_tree"], "Only a dynamic group has a rule tree.")
+        if data.rule_tree is None:
+            raise invalid_field(["body", "rule_tree"], "A dynamic group requires a rule tree.")
+        new_tree = await segmentation.validate_rule_tree(session, app.id, data.rule_tree)
     for field, value in changes.items():
         setattr(group, field, value)
     repo.touch(group)
     await flush_or_conflict(session, CUSTOM_ID_TAKEN)
     await repo.refresh(group)
+    if new_tree is not None:
+        # A new ruleset with a new id; its evaluation is queued once the request commits.
+        await segmentation.set_ruleset(session, arq, group, new_tree, "rule_change")
     return group
 
 
