@@ -29,6 +29,8 @@ class Profile(Base):
 
     __table_args__ = (
         Index("uq_profiles_application_custom_id", "application_id", "custom_id", unique=True),
+        # The profile list, newest first, keyset-paginated (migration 0004).
+        Index("ix_profiles_application_created", "application_id", "created_at", "id"),
     )
 
 
