@@ -20,8 +20,8 @@ import statistics
 import sys
 import time
 import uuid
-from datetime import UTC, datetime
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -31,11 +31,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from profile_groups.app import create_app  # noqa: E402
-from profile_groups.applications.service import create_application  # noqa: E402
-from profile_groups.cli import _migrate  # noqa: E402
-from profile_groups.config import Settings  # noqa: E402
-from profile_groups.db import create_sessionmaker  # noqa: E402
+from profile_groups.app import create_app
+from profile_groups.applications.service import create_application
+from profile_groups.cli import _migrate
+from profile_groups.config import Settings
+from profile_groups.db import create_sessionmaker
 
 ADD_SIZE = 10_000
 READ_SIZE = 100_000
@@ -56,7 +56,8 @@ async def seed_profiles(engine: AsyncEngine, app_id: uuid.UUID, n: int) -> list[
         rows = await conn.execute(
             text(
                 "INSERT INTO profiles (application_id, id, nickname) "
-                "SELECT :app, gen_random_uuid(), 'p' || g FROM generate_series(1, :n) g RETURNING id"
+                "SELECT :app, gen_random_uuid(), 'p' || g FROM generate_series(1, :n) g "
+                "RETURNING id"
             ),
             {"app": app_id, "n": n},
         )
@@ -64,7 +65,9 @@ async def seed_profiles(engine: AsyncEngine, app_id: uuid.UUID, n: int) -> list[
 
 
 async def main(repeat: int) -> None:
-    server = make_url(os.environ.get("DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1/postgres"))
+    server = make_url(
+        os.environ.get("DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1/postgres")
+    )
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     name = f"pg_bench_{secrets.token_hex(4)}"
     admin = create_async_engine(server, isolation_level="AUTOCOMMIT")
@@ -111,22 +114,30 @@ async def bench_add(
 
     async def api_add() -> None:
         gid = await new_group(client, base, headers)
-        r = await client.post(f"{base}/profile-groups/{gid}/members/", json={"profile_ids": ids}, headers=headers)
+        r = await client.post(
+            f"{base}/profile-groups/{gid}/members/", json={"profile_ids": ids}, headers=headers
+        )
         assert r.status_code == 200 and len(r.json()["successfully_added"]) == ADD_SIZE
 
     async def sql_add() -> None:
         gid = await new_group(client, base, headers)
         async with engine.begin() as conn:
-            await conn.execute(text("SELECT id FROM profile_groups WHERE id = :g FOR UPDATE"), {"g": gid})
+            await conn.execute(
+                text("SELECT id FROM profile_groups WHERE id = :g FOR UPDATE"), {"g": gid}
+            )
             found = await conn.execute(
-                text("SELECT id FROM profiles WHERE application_id = :a AND id = ANY(CAST(:ids AS uuid[]))"),
+                text(
+                    "SELECT id FROM profiles "
+                    "WHERE application_id = :a AND id = ANY(CAST(:ids AS uuid[]))"
+                ),
                 {"a": app_id, "ids": profiles},
             )
             valid = [r[0] for r in found]
             ins = await conn.execute(
                 text(
                     "INSERT INTO group_memberships (group_id, profile_id, application_id) "
-                    "SELECT :g, unnest(CAST(:ids AS uuid[])), :a ON CONFLICT DO NOTHING RETURNING profile_id"
+                    "SELECT :g, unnest(CAST(:ids AS uuid[])), :a "
+                    "ON CONFLICT DO NOTHING RETURNING profile_id"
                 ),
                 {"g": gid, "ids": sorted(valid), "a": app_id},
             )
@@ -140,8 +151,10 @@ async def bench_add(
     await sql_add()
     api_t = await timed(api_add, repeat)
     sql_t = await timed(sql_add, repeat)
-    print(f"add {ADD_SIZE} members, one request : api {api_t * 1000:8.1f} ms | "
-          f"bare SQL {sql_t * 1000:8.1f} ms | ratio {api_t / sql_t:5.2f}x")
+    print(
+        f"add {ADD_SIZE} members, one request : api {api_t * 1000:8.1f} ms | "
+        f"bare SQL {sql_t * 1000:8.1f} ms | ratio {api_t / sql_t:5.2f}x"
+    )
 
 
 async def bench_read(
@@ -170,7 +183,8 @@ async def bench_read(
             {"g": gid, "a": app_id},
         )
         await conn.execute(
-            text("UPDATE profile_groups SET profile_count = :n WHERE id = :g"), {"n": READ_SIZE, "g": gid}
+            text("UPDATE profile_groups SET profile_count = :n WHERE id = :g"),
+            {"n": READ_SIZE, "g": gid},
         )
         await conn.execute(text("ANALYZE group_memberships"))
         await conn.execute(text("ANALYZE profiles"))
@@ -186,7 +200,8 @@ async def bench_read(
 
     page_sql = text(
         "SELECT p.id, p.nickname, p.custom_id, m.created_at AS membership_created_at "
-        "FROM group_memberships m JOIN profiles p ON p.application_id = m.application_id AND p.id = m.profile_id "
+        "FROM group_memberships m JOIN profiles p "
+        "ON p.application_id = m.application_id AND p.id = m.profile_id "
         "WHERE m.group_id = :g AND (m.created_at, m.profile_id) < (:t, :p) "
         "ORDER BY m.created_at DESC, m.profile_id DESC LIMIT :n"
     )
@@ -196,7 +211,11 @@ async def bench_read(
         last_t, last_p = datetime(9999, 1, 1, tzinfo=UTC), uuid.UUID(int=(1 << 128) - 1)
         async with engine.connect() as conn:
             while True:
-                rows = (await conn.execute(page_sql, {"g": gid, "t": last_t, "p": last_p, "n": PAGE + 1})).all()
+                rows = (
+                    await conn.execute(
+                        page_sql, {"g": gid, "t": last_t, "p": last_p, "n": PAGE + 1}
+                    )
+                ).all()
                 seen += min(len(rows), PAGE)
                 if len(rows) <= PAGE:
                     break
@@ -208,9 +227,11 @@ async def bench_read(
     api_t = await timed(api_read, repeat)
     sql_t = await timed(sql_read, repeat)
     pages = READ_SIZE // PAGE
-    print(f"read {READ_SIZE} members, {pages} pages : api {api_t * 1000:8.1f} ms | "
-          f"bare SQL {sql_t * 1000:8.1f} ms | ratio {api_t / sql_t:5.2f}x "
-          f"({api_t / pages * 1000:.1f} ms/page via API)")
+    print(
+        f"read {READ_SIZE} members, {pages} pages : api {api_t * 1000:8.1f} ms | "
+        f"bare SQL {sql_t * 1000:8.1f} ms | ratio {api_t / sql_t:5.2f}x "
+        f"({api_t / pages * 1000:.1f} ms/page via API)"
+    )
 
 
 if __name__ == "__main__":

@@ -30,7 +30,9 @@ def _assert_invalid(r: httpx.Response, loc: list[Any]) -> None:
 # Authentication and tenancy -----------------------------------------------------------------
 
 
-async def test_missing_and_unknown_tokens_are_401(client: httpx.AsyncClient, tenant: Tenant) -> None:
+async def test_missing_and_unknown_tokens_are_401(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
     r = await client.get(f"{tenant.base}/profile-groups/")
     assert r.status_code == 401
     assert r.json()["error_code"] == "not_authenticated"
@@ -77,7 +79,9 @@ async def test_other_tenants_groups_are_invisible(
     r = await mine.post(f"/profile-groups/{own['id']}/members/", json={"custom_ids": ["p1"]})
     assert r.json()["invalid_ids"] == ["p1"]
     # And the same custom id is free in my application.
-    assert (await mine.post("/profile-groups/", json={"name": "m", "custom_id": "shared"})).status_code == 201
+    assert (
+        await mine.post("/profile-groups/", json={"name": "m", "custom_id": "shared"})
+    ).status_code == 201
     assert (await theirs.get(f"/profile-groups/{g['id']}/")).json()["profile_count"] == 1
 
 
@@ -93,8 +97,16 @@ async def test_create_defaults(api: Api) -> None:
     assert g["profile_count"] == 0
     assert g["created_at"] == g["updated_at"]
     assert set(g) == {
-        "id", "name", "description", "is_active", "custom_id", "attributes",
-        "membership_type", "profile_count", "created_at", "updated_at",
+        "id",
+        "name",
+        "description",
+        "is_active",
+        "custom_id",
+        "attributes",
+        "membership_type",
+        "profile_count",
+        "created_at",
+        "updated_at",
     }
 
 
@@ -148,7 +160,9 @@ async def test_create_validation(api: Api) -> None:
     assert r.status_code == 400
     # Exactly 50 attributes and 200-char keys/values are fine.
     ok = [{"key": f"{i:0>200}", "value": "v" * 200} for i in range(50)]
-    assert (await api.post("/profile-groups/", json={"name": "g", "attributes": ok})).status_code == 201
+    assert (
+        await api.post("/profile-groups/", json={"name": "g", "attributes": ok})
+    ).status_code == 201
     # Nothing but the last one was created.
     assert (await api.get("/profile-groups/")).json()["count"] == 1
 
@@ -160,11 +174,15 @@ async def test_bad_json_content_type_and_size(api: Api) -> None:
     assert r.status_code == 400
     assert r.json()["error_code"] == "invalid"
     assert "JSON" in r.json()["detail"]
-    r = await api.post("/profile-groups/", content=b"name=x", headers={"Content-Type": "text/plain"})
+    r = await api.post(
+        "/profile-groups/", content=b"name=x", headers={"Content-Type": "text/plain"}
+    )
     assert r.status_code == 415
     assert r.json()["error_code"] == "unsupported_media_type"
     big = b'{"name": "' + b"x" * (5 * 1024 * 1024) + b'"}'
-    r = await api.post("/profile-groups/", content=big, headers={"Content-Type": "application/json"})
+    r = await api.post(
+        "/profile-groups/", content=big, headers={"Content-Type": "application/json"}
+    )
     assert r.status_code == 413
     assert r.json()["error_code"] == "too_large"
     assert (await api.get("/profile-groups/")).json()["count"] == 0
@@ -225,7 +243,9 @@ async def test_patch(api: Api) -> None:
         await api.patch(f"/profile-groups/{g['id']}/", json={"rule_tree": {"operator": "AND"}}),
         ["body", "rule_tree"],
     )
-    assert (await api.patch(f"/profile-groups/{g['id']}/", json={"name": "x" * 256})).status_code == 400
+    assert (
+        await api.patch(f"/profile-groups/{g['id']}/", json={"name": "x" * 256})
+    ).status_code == 400
     r = await api.get(f"/profile-groups/{g['id']}/")
     assert r.json()["membership_type"] == "static"
     assert r.json()["name"] == "G"
@@ -254,7 +274,9 @@ async def test_inactive_group_is_unavailable_until_activated(
     g = await _group(api, custom_id="hidden")
     pids = await make_profiles(sessionmaker, api.tenant, 2)
     await api.post(f"/profile-groups/{g['id']}/members/", json={"profile_ids": pids})
-    assert (await api.patch(f"/profile-groups/{g['id']}/", json={"is_active": False})).status_code == 200
+    assert (
+        await api.patch(f"/profile-groups/{g['id']}/", json={"is_active": False})
+    ).status_code == 200
 
     gid = g["id"]
     for r in [
@@ -293,10 +315,13 @@ async def _activate(settings: Settings, group_id: str) -> None:
 
 
 async def test_list_filters(api: Api) -> None:
-    a = await _group(api, name="VIP users", custom_id="vip",
-                     attributes=[{"key": "team", "value": "red"}, {"key": "tier", "value": "gold"}])
-    b = await _group(api, name="Beta 100%_club",
-                     attributes=[{"key": "team", "value": "blue"}])
+    a = await _group(
+        api,
+        name="VIP users",
+        custom_id="vip",
+        attributes=[{"key": "team", "value": "red"}, {"key": "tier", "value": "gold"}],
+    )
+    b = await _group(api, name="Beta 100%_club", attributes=[{"key": "team", "value": "blue"}])
     c = await _group(api, name="Moderation watchlist")
 
     async def names(query: str) -> list[str]:
@@ -342,7 +367,9 @@ async def test_list_pagination_keeps_filters(api: Api) -> None:
     assert seen == ["g4", "g3", "g2", "g1", "g0"]
 
 
-async def test_attribute_lookup_uses_the_gin_index(api: Api, sessionmaker: AsyncSessionMaker) -> None:
+async def test_attribute_lookup_uses_the_gin_index(
+    api: Api, sessionmaker: AsyncSessionMaker
+) -> None:
     async with sessionmaker() as session, session.begin():
         await session.execute(text("SET LOCAL enable_seqscan = off"))
         plan = "\n".join(

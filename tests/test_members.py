@@ -45,7 +45,11 @@ async def test_add_reports_added_already_and_invalid(
     r = await api.post(
         f"/profile-groups/{gid}/members/", json={"custom_ids": ["c1", "nobody", "c1"]}
     )
-    assert r.json() == {"successfully_added": [], "already_added": ["c1"], "invalid_ids": ["nobody"]}
+    assert r.json() == {
+        "successfully_added": [],
+        "already_added": ["c1"],
+        "invalid_ids": ["nobody"],
+    }
     r = await api.post(f"/profile-groups/{gid}/members/", json={"profile_ids": []})
     assert r.json() == {"successfully_added": [], "already_added": [], "invalid_ids": []}
 
@@ -70,7 +74,11 @@ async def test_over_limit_and_bad_bodies(api: Api) -> None:
     assert r.status_code == 400
     r = await api.post(f"/profile-groups/{gid}/members/", json={"profile_ids": [1, 2]})
     assert r.status_code == 400
-    r = await api.post(f"/profile-groups/{gid}/members/", content=b"[", headers={"Content-Type": "application/json"})
+    r = await api.post(
+        f"/profile-groups/{gid}/members/",
+        content=b"[",
+        headers={"Content-Type": "application/json"},
+    )
     assert r.status_code == 400
     unknown = str(uuid.uuid4())
     r = await api.post(f"/profile-groups/{unknown}/members/", json={"profile_ids": []})
@@ -91,7 +99,9 @@ async def test_remove(api: Api, sessionmaker: AsyncSessionMaker) -> None:
     gid = await _group(api)
     pids = await make_profiles(sessionmaker, api.tenant, 4, custom_ids=["a", "b", "c", "d"])
     await api.post(f"/profile-groups/{gid}/members/", json={"profile_ids": pids[:3]})
-    r = await api.delete(f"/profile-groups/{gid}/members/", json={"profile_ids": [pids[0], pids[3], "junk"]})
+    r = await api.delete(
+        f"/profile-groups/{gid}/members/", json={"profile_ids": [pids[0], pids[3], "junk"]}
+    )
     assert r.status_code == 204
     assert await _count(api, gid) == 2
     r = await api.delete(
@@ -113,7 +123,9 @@ async def test_membership_check(api: Api, sessionmaker: AsyncSessionMaker) -> No
     r = await api.get(f"/profile-groups/{gid}/members/{p1}/")
     assert r.status_code == 200
     member = r.json()
-    assert member["id"] == p1 and member["nickname"] == "Final Horse" and member["custom_id"] is None
+    assert (
+        member["id"] == p1 and member["nickname"] == "Final Horse" and member["custom_id"] is None
+    )
     assert member["membership_created_at"].endswith("Z")
     assert (await api.get(f"/profile-groups/{gid}/members/{p2}")).status_code == 404
     assert (await api.get(f"/profile-groups/{gid}/members/junk/")).status_code == 404

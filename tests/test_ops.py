@@ -56,7 +56,8 @@ async def test_database_down_is_503_not_500(settings: Settings) -> None:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
             r = await c.get(
-                "/api/v1/applications/x/profile-groups/", headers={"Authorization": "Bearer pgt_unknown"}
+                "/api/v1/applications/x/profile-groups/",
+                headers={"Authorization": "Bearer pgt_unknown"},
             )
     assert r.status_code == 503
     assert r.json()["error_code"] == "unavailable"

@@ -54,7 +54,9 @@ async def test_product_page_walkthrough(api: Api, sessionmaker: AsyncSessionMake
     assert r.json() == {"count": 0, "next": None, "previous": None, "results": []}
 
     # Updating a profile group's details
-    r = await api.patch(f"/profile-groups/{gid}/", json={"name": "Group - edited", "is_active": True})
+    r = await api.patch(
+        f"/profile-groups/{gid}/", json={"name": "Group - edited", "is_active": True}
+    )
     assert r.status_code == 200
     edited = r.json()
     assert edited["name"] == "Group - edited"
@@ -83,7 +85,11 @@ async def test_product_page_walkthrough(api: Api, sessionmaker: AsyncSessionMake
 
     # Bulk adding: both are members already
     r = await api.post(f"/profile-groups/{gid}/members/", json={"profile_ids": [horse, other]})
-    assert r.json() == {"successfully_added": [], "already_added": [horse, other], "invalid_ids": []}
+    assert r.json() == {
+        "successfully_added": [],
+        "already_added": [horse, other],
+        "invalid_ids": [],
+    }
 
     # Listing profile group members
     r = await api.get(f"/profile-groups/{gid}/members/")

@@ -48,18 +48,27 @@ def cmd_apps_create(args: argparse.Namespace, settings: Settings) -> None:
     from profile_groups.applications.service import create_application
 
     app, issued = _with_session(settings, lambda s: create_application(s, args.name))
-    data = {"client_id": app.client_id, "name": app.name, "token": issued.token,
-            "token_id": str(issued.token_id)}
-    _print(args, data, f"client_id: {app.client_id}\ntoken:     {issued.token}\n"
-                       f"token_id:  {issued.token_id}\n(the token is shown only once)")
+    data = {
+        "client_id": app.client_id,
+        "name": app.name,
+        "token": issued.token,
+        "token_id": str(issued.token_id),
+    }
+    _print(
+        args,
+        data,
+        f"client_id: {app.client_id}\ntoken:     {issued.token}\n"
+        f"token_id:  {issued.token_id}\n(the token is shown only once)",
+    )
 
 
 def cmd_apps_secret(args: argparse.Namespace, settings: Settings) -> None:
     from profile_groups.applications.service import get_application
 
     app = _with_session(settings, lambda s: get_application(s, args.client_id))
-    _print(args, {"client_id": app.client_id, "client_secret": app.client_secret},
-           app.client_secret)
+    _print(
+        args, {"client_id": app.client_id, "client_secret": app.client_secret}, app.client_secret
+    )
 
 
 def cmd_tokens_create(args: argparse.Namespace, settings: Settings) -> None:
@@ -69,8 +78,11 @@ def cmd_tokens_create(args: argparse.Namespace, settings: Settings) -> None:
         return await create_token(session, await get_application(session, args.client_id))
 
     issued = _with_session(settings, run)
-    _print(args, {"token": issued.token, "token_id": str(issued.token_id)},
-           f"token:    {issued.token}\ntoken_id: {issued.token_id}\n(the token is shown only once)")
+    _print(
+        args,
+        {"token": issued.token, "token_id": str(issued.token_id)},
+        f"token:    {issued.token}\ntoken_id: {issued.token_id}\n(the token is shown only once)",
+    )
 
 
 def cmd_tokens_revoke(args: argparse.Namespace, settings: Settings) -> None:
@@ -107,12 +119,20 @@ def _serve(settings: Settings, api: bool, worker: bool) -> None:
         arq_worker = None
         if worker:
             # In `run` uvicorn owns the signals; the worker stops when the server does.
-            arq_worker = Worker(**worker_settings(settings.redis_url, handle_signals=not api,
-                                                  ctx={"settings": settings}))
+            arq_worker = Worker(
+                **worker_settings(
+                    settings.redis_url, handle_signals=not api, ctx={"settings": settings}
+                )
+            )
             tasks.append(asyncio.create_task(arq_worker.async_run()))
         if api:
-            config = uvicorn.Config(create_app(settings), host=settings.HOST, port=settings.PORT,
-                                    log_config=None, proxy_headers=True)
+            config = uvicorn.Config(
+                create_app(settings),
+                host=settings.HOST,
+                port=settings.PORT,
+                log_config=None,
+                proxy_headers=True,
+            )
             await uvicorn.Server(config).serve()
             if arq_worker is not None:
                 await arq_worker.close()
@@ -175,8 +195,7 @@ def _default_application(settings: Settings, data_dir: Path) -> dict[str, str]:
             if await ApplicationRepository(session).get_by_client_id(saved["client_id"]):
                 return saved
         app, issued = await create_application(session, "Default application")
-        return {"client_id": app.client_id, "token": issued.token,
-                "token_id": str(issued.token_id)}
+        return {"client_id": app.client_id, "token": issued.token, "token_id": str(issued.token_id)}
 
     creds = _with_session(settings, run)
     path.write_text(json.dumps(creds, indent=2))
@@ -187,8 +206,9 @@ def _default_application(settings: Settings, data_dir: Path) -> dict[str, str]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="profile-groups", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="API + worker; embedded PostgreSQL/Redis when no URL is set"
-                   ).set_defaults(fn=cmd_run)
+    sub.add_parser(
+        "run", help="API + worker; embedded PostgreSQL/Redis when no URL is set"
+    ).set_defaults(fn=cmd_run)
     sub.add_parser("api", help="serve the HTTP API").set_defaults(fn=cmd_api)
     sub.add_parser("worker", help="run the arq worker").set_defaults(fn=cmd_worker)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(fn=cmd_migrate)
@@ -201,8 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("client_id")
     p.set_defaults(fn=cmd_apps_secret)
 
-    tokens = sub.add_parser("tokens", help="producer tokens").add_subparsers(dest="sub",
-                                                                             required=True)
+    tokens = sub.add_parser("tokens", help="producer tokens").add_subparsers(
+        dest="sub", required=True
+    )
     p = tokens.add_parser("create", help="add a token to an application")
     p.add_argument("client_id")
     p.set_defaults(fn=cmd_tokens_create)
@@ -210,8 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("token_id")
     p.set_defaults(fn=cmd_tokens_revoke)
 
-    groups = sub.add_parser("groups", help="profile groups").add_subparsers(dest="sub",
-                                                                            required=True)
+    groups = sub.add_parser("groups", help="profile groups").add_subparsers(
+        dest="sub", required=True
+    )
     p = groups.add_parser("activate", help="bring back a deactivated group")
     p.add_argument("group_id")
     p.set_defaults(fn=cmd_groups_activate)

@@ -29,13 +29,17 @@ class Settings(BaseSettings):
     @property
     def database_url(self) -> str:
         if self.DATABASE_URL is None:
-            raise RuntimeError("DATABASE_URL is not set (use `profile-groups run` for embedded defaults)")
+            raise RuntimeError(
+                "DATABASE_URL is not set (use `profile-groups run` for embedded defaults)"
+            )
         return self.DATABASE_URL
 
     @property
     def redis_url(self) -> str:
         if self.REDIS_URL is None:
-            raise RuntimeError("REDIS_URL is not set (use `profile-groups run` for embedded defaults)")
+            raise RuntimeError(
+                "REDIS_URL is not set (use `profile-groups run` for embedded defaults)"
+            )
         return self.REDIS_URL
 
 

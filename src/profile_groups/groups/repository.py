@@ -32,7 +32,7 @@ class GroupRepository:
 
     # Groups -------------------------------------------------------------------------------
 
-    def _visible(self, application_id: UUID) -> Select[tuple[ProfileGroup]]:
+    def _visible(self, application_id: UUID) -> Select[ProfileGroup]:
         # An inactive group is invisible to the API (SPEC §6.2).
         return select(ProfileGroup).where(
             ProfileGroup.application_id == application_id, ProfileGroup.is_active.is_(True)
@@ -46,7 +46,7 @@ class GroupRepository:
             # Serialises member changes and evaluations of one group, so profile_count stays
             # exact and concurrent requests cannot deadlock on each other's membership rows.
             stmt = stmt.with_for_update()
-        return (await self.session.execute(stmt)).scalar_one_or_none()
+        return (await self.session.scalars(stmt)).one_or_none()
 
     async def get_any(self, group_id: UUID) -> ProfileGroup | None:
         """Active or not: for the CLI, which may bring an inactive group back."""
@@ -54,26 +54,22 @@ class GroupRepository:
 
     async def get_by_custom_id(self, application_id: UUID, custom_id: str) -> ProfileGroup | None:
         stmt = self._visible(application_id).where(ProfileGroup.custom_id == custom_id)
-        return (await self.session.execute(stmt)).scalar_one_or_none()
+        return (await self.session.scalars(stmt)).one_or_none()
 
-    def list_statement(
-        self, application_id: UUID, filters: GroupFilters
-    ) -> Select[tuple[ProfileGroup]]:
+    def list_statement(self, application_id: UUID, filters: GroupFilters) -> Select[ProfileGroup]:
         stmt = self._visible(application_id)
         if filters.membership_type is not None:
             stmt = stmt.where(ProfileGroup.membership_type == filters.membership_type)
         if filters.custom_id is not None:
             stmt = stmt.where(ProfileGroup.custom_id == filters.custom_id)
         if filters.name:
-            stmt = stmt.where(ProfileGroup.name.ilike(f"%{like_escape(filters.name)}%", escape="\\"))
+            pattern = f"%{like_escape(filters.name)}%"
+            stmt = stmt.where(ProfileGroup.name.ilike(pattern, escape="\\"))
         for key, value in filters.attributes:
             # Containment on the GIN (jsonb_path_ops) index.
             wanted: dict[str, Any] = {"key": key} if value is None else {"key": key, "value": value}
             stmt = stmt.where(ProfileGroup.attributes.contains([wanted]))
         return stmt
-
-    async def count(self, stmt: Select[tuple[ProfileGroup]]) -> int:
-        return await count_of(self.session, frm=stmt.subquery())
 
     async def add(self, group: ProfileGroup) -> ProfileGroup:
         self.session.add(group)
@@ -92,7 +88,7 @@ class GroupRepository:
         await self.session.execute(delete(ProfileGroup).where(ProfileGroup.id == group.id))
 
     def touch(self, group: ProfileGroup) -> None:
-        group.updated_at = func.now()  # type: ignore[assignment]
+        group.updated_at = func.now()
 
     async def refresh(self, group: ProfileGroup) -> None:
         await self.session.refresh(group)
@@ -153,7 +149,7 @@ class GroupRepository:
                 .values(profile_count=ProfileGroup.profile_count + delta)
             )
 
-    def members_statement(self, group_id: UUID) -> Select[Any]:
+    def members_statement(self, group_id: UUID) -> Select[*tuple[Any, ...]]:
         return (
             select(
                 Profile.id,
@@ -173,7 +169,9 @@ class GroupRepository:
         stmt = self.members_statement(group_id).where(GroupMembership.profile_id == profile_id)
         return (await self.session.execute(stmt)).one_or_none()
 
-    def profile_groups_statement(self, application_id: UUID, profile_id: UUID) -> Select[Any]:
+    def profile_groups_statement(
+        self, application_id: UUID, profile_id: UUID
+    ) -> Select[*tuple[Any, ...]]:
         return (
             select(
                 ProfileGroup.id.label("group_id"),
@@ -193,5 +191,5 @@ class GroupRepository:
             )
         )
 
-    async def count_rows(self, stmt: Select[Any]) -> int:
+    async def count_rows(self, stmt: Select[*tuple[Any, ...]]) -> int:
         return await count_of(self.session, frm=stmt.subquery())

@@ -78,12 +78,15 @@ async def list_groups(
         app.id, service.list_filters(membership_type, custom_id, name, attribute)
     )
     rows, next_url, prev_url = await paginate(
-        session, request, page, stmt,
+        session,
+        request,
+        page,
+        stmt,
         [(ProfileGroupModel.created_at, "created_at"), (ProfileGroupModel.id, "id")],
         entity=True,
     )
     results = await service.views(session, rows)
-    return page_response(ProfileGroup, await repo.count(stmt), next_url, prev_url, results)
+    return page_response(ProfileGroup, await repo.count_rows(stmt), next_url, prev_url, results)
 
 
 @router.get(
@@ -102,9 +105,7 @@ async def get_group(group_id: UUID, app: AppDep, session: SessionDep) -> Profile
     responses=responses(NotFound),
     summary="Get a profile group by its custom id",
 )
-async def get_group_by_custom_id(
-    custom_id: str, app: AppDep, session: SessionDep
-) -> ProfileGroup:
+async def get_group_by_custom_id(custom_id: str, app: AppDep, session: SessionDep) -> ProfileGroup:
     group = await service.get_group_by_custom_id(session, app, custom_id)
     return await service.view(session, group)
 
@@ -177,7 +178,10 @@ async def list_members(
     group = await service.get_group(session, app, group_id)
     stmt = GroupRepository(session).members_statement(group.id)
     rows, next_url, prev_url = await paginate(
-        session, request, page, stmt,
+        session,
+        request,
+        page,
+        stmt,
         [(GroupMembership.created_at, "membership_created_at"), (GroupMembership.profile_id, "id")],
     )
     # profile_count is kept exact with the memberships, so it is the count.
@@ -206,10 +210,18 @@ async def _profile_groups_page(
     repo = GroupRepository(session)
     stmt = repo.profile_groups_statement(app_id, profile_id)
     rows, next_url, prev_url = await paginate(
-        session, request, page, stmt,
-        [(GroupMembership.created_at, "membership_created_at"), (GroupMembership.group_id, "group_id")],
+        session,
+        request,
+        page,
+        stmt,
+        [
+            (GroupMembership.created_at, "membership_created_at"),
+            (GroupMembership.group_id, "group_id"),
+        ],
     )
-    return page_response(ProfileGroupMembership, await repo.count_rows(stmt), next_url, prev_url, rows)
+    return page_response(
+        ProfileGroupMembership, await repo.count_rows(stmt), next_url, prev_url, rows
+    )
 
 
 @router.get(

@@ -3,8 +3,14 @@
 from typing import Annotated, Any, Literal, Self
 from uuid import UUID
 
-from pydantic import Field, StringConstraints, field_validator, model_serializer, model_validator
-from pydantic.functional_serializers import SerializerFunctionWrapHandler
+from pydantic import (
+    Field,
+    SerializerFunctionWrapHandler,
+    StringConstraints,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from profile_groups.kit.schemas import InputSchema, Schema, Timestamp
 
@@ -15,7 +21,7 @@ MembershipType = Literal["static", "dynamic"]
 MAX_IDS = 10_000
 MAX_ATTRIBUTES = 50
 
-GROUP_EXAMPLE = {
+GROUP_EXAMPLE: dict[str, Any] = {
     "id": "13a1fd98-24ca-4935-8791-5556586c0005",
     "name": "Group1",
     "is_active": True,
@@ -81,7 +87,7 @@ class ProfileGroupCreate(InputSchema):
     description: Description = ""
     is_active: bool = True
     custom_id: CustomId | None = None
-    attributes: Attributes = []
+    attributes: Attributes = Field(default_factory=list)
     membership_type: MembershipType = "static"
     rule_tree: dict[str, Any] | None = None
 
@@ -164,7 +170,9 @@ class MembersChange(InputSchema):
     """Exactly one id list. `application_profile_ids` is a synonym of `profile_ids`."""
 
     model_config = InputSchema.model_config | {
-        "json_schema_extra": {"examples": [{"profile_ids": ["174cc6dd-c1da-42d2-886e-c48b2bf803a8"]}]}
+        "json_schema_extra": {
+            "examples": [{"profile_ids": ["174cc6dd-c1da-42d2-886e-c48b2bf803a8"]}]
+        }
     }
 
     profile_ids: Annotated[list[str], Field(max_length=MAX_IDS)] | None = None

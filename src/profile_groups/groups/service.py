@@ -207,7 +207,9 @@ async def _resolve(
     if space == "profile_ids":
         parsed = {raw: parse_uuid(raw) for raw in ids}
         wanted = [u for u in parsed.values() if u is not None]
-        found = {pid for pid, _ in await repo.resolve_profiles(app.id, ids=wanted)} if wanted else set()
+        found = (
+            {pid for pid, _ in await repo.resolve_profiles(app.id, ids=wanted)} if wanted else set()
+        )
         resolved = {raw: u for raw, u in parsed.items() if u is not None and u in found}
     else:
         rows = await repo.resolve_profiles(app.id, custom_ids=ids) if ids else []

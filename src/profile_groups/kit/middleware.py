@@ -133,8 +133,10 @@ class RequestMiddleware:
             _header(scope, b"transfer-encoding") is not None
         )
         content_type = (_header(scope, b"content-type") or b"").split(b";")[0].strip().lower()
-        if has_body and content_type and not (
-            content_type == b"application/json" or content_type.endswith(b"+json")
+        if (
+            has_body
+            and content_type
+            and not (content_type == b"application/json" or content_type.endswith(b"+json"))
         ):
             return UnsupportedMediaType()
         return None

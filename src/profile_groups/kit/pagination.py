@@ -11,8 +11,8 @@ import hmac
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import datetime
+from functools import lru_cache
 from typing import Annotated, Any, Generic, TypeVar
 from uuid import UUID
 
@@ -20,6 +20,7 @@ from fastapi import Query, Request, Response
 from pydantic import BaseModel, TypeAdapter
 from sqlalchemy import ColumnElement, Row, Select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from profile_groups.kit.errors import invalid_field
 
@@ -39,7 +40,11 @@ def _page_adapter(item: type[BaseModel]) -> TypeAdapter[Any]:
 
 
 def page_response(
-    item: type[BaseModel], count: int, next_url: str | None, prev_url: str | None, rows: Sequence[Any]
+    item: type[BaseModel],
+    count: int,
+    next_url: str | None,
+    prev_url: str | None,
+    rows: Sequence[Any],
 ) -> Response:
     """Validate the rows once and serialise the page straight to JSON bytes.
 
@@ -68,7 +73,9 @@ class PageParams:
 
 def page_params(
     page_size: Annotated[int, Query(ge=1, le=1000, description="Items per page (1-1000).")] = 20,
-    cursor: Annotated[str | None, Query(description="Opaque cursor from `next`/`previous`.")] = None,
+    cursor: Annotated[
+        str | None, Query(description="Opaque cursor from `next`/`previous`.")
+    ] = None,
 ) -> PageParams:
     return PageParams(page_size=page_size, cursor=cursor)
 
@@ -125,8 +132,8 @@ async def paginate(
     session: AsyncSession,
     request: Request,
     params: PageParams,
-    statement: Select[Any],
-    keys: Sequence[tuple[ColumnElement[Any], str]],
+    statement: Select[*tuple[Any, ...]],
+    keys: Sequence[tuple[ColumnElement[Any] | InstrumentedAttribute[Any], str]],
     *,
     entity: bool = False,
 ) -> tuple[list[Any], str | None, str | None]:
@@ -146,7 +153,9 @@ async def paginate(
     stmt = statement
     key_tuple = tuple_(*(expr for expr, _ in keys))
     if boundary is not None:
-        stmt = stmt.where(key_tuple < tuple_(*boundary) if forward else key_tuple > tuple_(*boundary))
+        stmt = stmt.where(
+            key_tuple < tuple_(*boundary) if forward else key_tuple > tuple_(*boundary)
+        )
     order = [expr.desc() if forward else expr.asc() for expr, _ in keys]
     stmt = stmt.order_by(*order).limit(params.page_size + 1)
     result = await session.execute(stmt)

@@ -44,10 +44,14 @@ def uuid_value(value: UUID) -> BindParameter[UUID]:
     return bindparam(None, value, type_=PG_UUID(as_uuid=True))
 
 
+_UUID_ARRAY: Any = ARRAY(PG_UUID(as_uuid=True))
+_TEXT_ARRAY: Any = ARRAY(String())
+
+
 def uuid_array(values: Sequence[UUID]) -> BindParameter[list[UUID]]:
     """One array parameter (not N scalar ones): `= ANY(:ids)` / `unnest(:ids)` for bulk work."""
-    return bindparam(None, list(values), type_=ARRAY(PG_UUID(as_uuid=True)))
+    return bindparam(None, list(values), type_=_UUID_ARRAY)
 
 
 def text_array(values: Sequence[str]) -> BindParameter[list[str]]:
-    return bindparam(None, list(values), type_=ARRAY(String()))
+    return bindparam(None, list(values), type_=_TEXT_ARRAY)

@@ -22,9 +22,7 @@ class ProfileGroup(Base):
     __tablename__ = "profile_groups"
 
     id: Mapped[UUID] = mapped_column(primary_key=True, server_default=text("gen_random_uuid()"))
-    application_id: Mapped[UUID] = mapped_column(
-        ForeignKey("applications.id", ondelete="CASCADE")
-    )
+    application_id: Mapped[UUID] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(255))
     description: Mapped[str] = mapped_column(String(2000), server_default="")
     is_active: Mapped[bool] = mapped_column(server_default=text("true"))
@@ -40,7 +38,9 @@ class ProfileGroup(Base):
     __table_args__ = (
         CheckConstraint("membership_type IN ('static', 'dynamic')", name="membership_type"),
         CheckConstraint("profile_count >= 0", name="profile_count"),
-        Index("uq_profile_groups_application_custom_id", "application_id", "custom_id", unique=True),
+        Index(
+            "uq_profile_groups_application_custom_id", "application_id", "custom_id", unique=True
+        ),
         Index("ix_profile_groups_application_created", "application_id", "created_at", "id"),
         Index(
             "ix_profile_groups_attributes",
