@@ -1,5 +1,6 @@
 """Profiles (SPEC §3): every endpoint, its 4xx answers, tenancy; failures change nothing."""
 
+import asyncio
 import re
 import uuid
 from typing import Any
@@ -593,3 +594,66 @@ async def test_bulk_limits(api: Api) -> None:
     )
     assert r.json() == {"created": 1000, "updated": 0, "errors": []}
     assert await count_profiles(api) == 1000
+
+
+# Concurrency -------------------------------------------------------------------------------
+
+
+async def test_concurrent_deletes_and_member_changes_keep_counts_exact(
+    api: Api, sessionmaker: AsyncSessionMaker
+) -> None:
+    r = await api.post(
+        "/profiles/bulk/", json={"profiles": [{"custom_id": f"p{i}"} for i in range(40)]}
+    )
+    assert r.json()["created"] == 40
+    ids = [
+        p["id"] for p in (await api.get("/profiles/", params={"page_size": 100})).json()["results"]
+    ]
+    doomed, removed, added = ids[:15], ids[15:25], ids[25:]
+    gids = []
+    for name in ("G1", "G2", "G3"):
+        gid = (await api.post("/profile-groups/", json={"name": name})).json()["id"]
+        gids.append(gid)
+        r = await api.post(f"/profile-groups/{gid}/members/", json={"profile_ids": ids[:25]})
+        assert r.status_code == 200
+
+    calls = [api.delete(f"/profiles/{pid}/") for pid in doomed]
+    for gid in gids:
+        calls.append(api.delete(f"/profile-groups/{gid}/members/", json={"profile_ids": removed}))
+        calls.append(api.post(f"/profile-groups/{gid}/members/", json={"profile_ids": added}))
+        # Removing a profile that is being deleted at the same time.
+        calls.append(
+            api.delete(f"/profile-groups/{gid}/members/", json={"profile_ids": doomed[:5]})
+        )
+    responses = await asyncio.gather(*calls)
+    assert all(r.status_code in (200, 204) for r in responses), [
+        (r.status_code, r.text) for r in responses if r.status_code not in (200, 204)
+    ]
+    for gid in gids:
+        r = await api.get(f"/profile-groups/{gid}/")
+        assert r.json()["profile_count"] == len(added)
+    async with sessionmaker() as session:
+        drift = await session.execute(
+            text(
+                "SELECT count(*) FROM profile_groups g WHERE g.profile_count <> "
+                "(SELECT count(*) FROM group_memberships m WHERE m.group_id = g.id)"
+            )
+        )
+        assert drift.scalar_one() == 0
+    assert await count_profiles(api) == 25
+
+
+async def test_concurrent_bulk_batches_with_the_same_new_profiles(api: Api) -> None:
+    items = [{"custom_id": f"c{i}", "nickname": "x"} for i in range(200)]
+    batches = [
+        {"profiles": items},
+        {"profiles": list(reversed(items))},
+        {"profiles": items[50:150]},
+    ]
+    responses = await asyncio.gather(*(api.post("/profiles/bulk/", json=b) for b in batches))
+    assert [r.status_code for r in responses] == [200, 200, 200], [r.text for r in responses]
+    bodies = [r.json() for r in responses]
+    assert all(b["errors"] == [] for b in bodies)
+    assert sum(b["created"] for b in bodies) == 200
+    assert sum(b["created"] + b["updated"] for b in bodies) == 500
+    assert await count_profiles(api) == 200

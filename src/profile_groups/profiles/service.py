@@ -10,7 +10,7 @@ from uuid import UUID
 
 from pydantic import ValidationError
 from sqlalchemy import Row
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from profile_groups.attributes.registry import ALIASES, PLATFORM_ATTRIBUTES
@@ -51,6 +51,7 @@ CUSTOM_ID_TAKEN = "A profile with this custom_id already exists."
 KEY_TAKEN = "A custom attribute with this key already exists."
 # Bulk writes retry when a concurrent request took a custom_id between our read and our write.
 BULK_ATTEMPTS = 3
+RETRY_SQLSTATES = {"23505", "40P01"}  # unique_violation, deadlock_detected
 
 # Platform attribute keys (and their aliases) cannot be custom keys (SPEC §4, §5.3).
 PLATFORM_KEYS = frozenset(PLATFORM_ATTRIBUTES) | frozenset(ALIASES)
@@ -346,9 +347,10 @@ async def bulk_upsert(session: AsyncSession, app: Application, body: ProfileBulk
             updated = len(inserted) - created
             errors.update(row_errors)
             break
-        except IntegrityError as exc:
-            # A concurrent request committed a custom_id we were about to take; read again.
-            if not is_unique_violation(exc):
+        except DBAPIError as exc:
+            # A concurrent request committed a custom_id we were about to take, or two batches
+            # crossed on new rows (deadlock): the savepoint is gone, read again and rewrite.
+            if getattr(exc.orig, "sqlstate", None) not in RETRY_SQLSTATES:
                 raise
             if attempt == BULK_ATTEMPTS - 1:
                 raise Conflict(
@@ -417,6 +419,9 @@ async def _resolve_bulk(
                 "created_at": as_utc(created_at).isoformat() if created_at else None,
             }
         )
+    # One write order for every batch (custom ids, then ids), so two batches naming the same new
+    # profiles wait for each other instead of deadlocking.
+    rows.sort(key=lambda r: (r["custom_id"] is None, r["custom_id"] or "", r["id"]))
     return rows, errors
 
 
