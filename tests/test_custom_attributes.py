@@ -353,3 +353,41 @@ async def test_bulk_item_value_errors_are_per_item(api: Api) -> None:
     assert "score" in error["detail"] and "number" in error["detail"]
     ok = (await api.get("/profile-by-custom-id/ok/")).json()
     assert ok["custom_attributes"] == {"seen_at": "2024-12-31T23:00:00.000000Z"}
+
+
+async def test_delete_is_409_while_an_active_dynamic_group_uses_the_key(api: Api) -> None:
+    await define(api, "toxicity_score", "number")
+    await define(api, "unused", "number")
+    p = await create(api, custom_attributes={"toxicity_score": 0.9})
+    tree = {
+        "operator": "AND",
+        "children": [
+            {
+                "operator": "OR",
+                "children": [
+                    {"attribute": "toxicity_score", "condition": "greater_than", "value": 0.5}
+                ],
+            }
+        ],
+    }
+    r = await api.post(
+        "/profile-groups/",
+        json={"name": "Toxic", "membership_type": "dynamic", "rule_tree": tree},
+    )
+    assert r.status_code == 201, r.text
+    gid = r.json()["id"]
+    r = await api.delete("/custom-attributes/toxicity_score/")
+    assert r.status_code == 409, r.text
+    assert r.json()["error_code"] == "conflict"
+    assert "Toxic" in r.json()["detail"] and gid in r.json()["detail"]
+    # Nothing changed: the definition and the profile's value are still there.
+    assert (await api.get("/custom-attributes/toxicity_score/")).status_code == 200
+    got = (await api.get(f"/profiles/{p['id']}/")).json()
+    assert got["custom_attributes"] == {"toxicity_score": 0.9}
+    # Other keys are free to go.
+    assert (await api.delete("/custom-attributes/unused/")).status_code == 204
+    # Once the group is inactive the key is no longer in use.
+    assert (
+        await api.patch(f"/profile-groups/{gid}/", json={"is_active": False})
+    ).status_code == 200
+    assert (await api.delete("/custom-attributes/toxicity_score/")).status_code == 204

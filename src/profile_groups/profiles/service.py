@@ -42,6 +42,7 @@ from profile_groups.profiles.schemas import (
     ProfileReplace,
     ProfileUpdate,
 )
+from profile_groups.segmentation.service import groups_using_attribute
 
 T = TypeVar("T")
 
@@ -466,12 +467,20 @@ async def update_custom_attribute(
 
 
 async def delete_custom_attribute(session: AsyncSession, app: Application, key: str) -> None:
-    """Delete a definition and every profile's value of it.
+    """Delete a definition and every profile's value of it; 409 naming the active dynamic
+    groups whose rules use the key (SPEC §4).
 
-    The segmentation feature extends this with a 409 while an active dynamic group's rule uses
-    the key (SPEC §4); that check belongs before the delete.
+    The definition row is deleted (so locked) first: a concurrent delete of the same key waits,
+    and if a group uses it, raising rolls the whole request back.
     """
     repo = CustomAttributeRepository(session)
     if not await repo.delete(app.id, key):
         raise NotFound()
+    users = await groups_using_attribute(session, app.id, key)
+    if users:
+        named = ", ".join(f"'{name}' ({gid})" for gid, name in users)
+        raise Conflict(
+            f"The custom attribute '{key}' is used by the rules of active dynamic groups: "
+            f"{named}. Change those rules first."
+        )
     await repo.strip_from_profiles(app.id, key)
