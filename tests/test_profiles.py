@@ -657,3 +657,32 @@ async def test_concurrent_bulk_batches_with_the_same_new_profiles(api: Api) -> N
     assert sum(b["created"] for b in bodies) == 200
     assert sum(b["created"] + b["updated"] for b in bodies) == 500
     assert await count_profiles(api) == 200
+
+
+async def test_delete_takes_the_profiles_activity_with_it(
+    api: Api, sessionmaker: AsyncSessionMaker
+) -> None:
+    p = await create(api, custom_id="active")
+    keep = await create(api, custom_id="stays")
+    events = [
+        {"type": "comment_posted", "profile_id": p["id"]},
+        {
+            "type": "leaderboard_ranked",
+            "custom_id": "active",
+            "properties": {"leaderboard_id": "x"},
+        },
+        {"type": "comment_posted", "profile_id": keep["id"]},
+    ]
+    r = await api.post("/events/", json={"events": events})
+    assert r.status_code == 200 and r.json()["accepted"] == 3, r.text
+    assert (await api.delete(f"/profiles/{p['id']}/")).status_code == 204
+    async with sessionmaker() as session:
+        for table in ("events", "profile_activity", "profile_leaderboards"):
+            left = await session.execute(
+                text(f"SELECT count(*) FROM {table} WHERE profile_id = :p"), {"p": p["id"]}
+            )
+            assert left.scalar_one() == 0, table
+        kept = await session.execute(
+            text("SELECT count(*) FROM events WHERE profile_id = :p"), {"p": keep["id"]}
+        )
+        assert kept.scalar_one() == 1
