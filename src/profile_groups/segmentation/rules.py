@@ -213,7 +213,8 @@ class _Walker:
         if attr is None or condition is None or not value_ok or window is False:
             return None
         self.keys.add(attr.key)
-        return Leaf(attr, condition, value, window if isinstance(window, int) else None)
+        # `window` is True when absent (bool is an int subclass: test for it first).
+        return Leaf(attr, condition, value, None if isinstance(window, bool) else window)
 
     # Leaf parts -----------------------------------------------------------------------------
 
