@@ -4,9 +4,11 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from types import FrameType
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -157,6 +159,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> None:
 
     data_dir = Path(settings.DATA_DIR)
     data_dir.mkdir(parents=True, exist_ok=True)
+    # uvicorn re-raises the SIGTERM it caught once it has shut down; turn it into SystemExit so
+    # the embedded servers below are stopped instead of being left running.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     servers = start_embedded(data_dir, settings.DATABASE_URL is None, settings.REDIS_URL is None)
     try:
         updates = {}
@@ -180,6 +185,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> None:
         _serve(settings, api=True, worker=True)
     finally:
         servers.stop()
+
+
+def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _default_application(settings: Settings, data_dir: Path) -> dict[str, str]:
