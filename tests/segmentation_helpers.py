@@ -1,0 +1,86 @@
+"""Helpers shared by the dynamic group tests: groups with rules, running evaluations directly."""
+
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import select, text
+
+from profile_groups.db import AsyncSessionMaker
+from profile_groups.models import ProfileGroup
+from profile_groups.models.segmentation import GroupEvaluation
+from profile_groups.segmentation import service
+from profile_groups.segmentation.repository import SegmentationRepository
+from tests.conftest import Api
+
+TIMEOUT_MS = 60_000
+
+
+async def create_dynamic(
+    api: Api, app: Any, sessionmaker: AsyncSessionMaker, tree: dict[str, Any], **fields: Any
+) -> dict[str, Any]:
+    """POST a dynamic group. Stores its ruleset directly if the groups package does not yet."""
+    body = {"name": "Dynamic", "membership_type": "dynamic", "rule_tree": tree, **fields}
+    r = await api.post("/profile-groups/", json=body)
+    assert r.status_code == 201, r.text
+    group = dict(r.json())
+    if group.get("ruleset") is None:
+        # Until groups/ wires segmentation.service.set_ruleset into create.
+        async with sessionmaker() as session, session.begin():
+            model = await session.get(ProfileGroup, UUID(group["id"]))
+            assert model is not None
+            await service.set_ruleset(session, app.state.arq, model, tree, "rule_change")
+        for callback in session.info.pop("after_commit", []):
+            await callback()
+        r = await api.get(f"/profile-groups/{group['id']}/")
+        group = dict(r.json())
+    return group
+
+
+async def queued_id(sessionmaker: AsyncSessionMaker, group_id: str) -> UUID | None:
+    async with sessionmaker() as session:
+        stmt = select(GroupEvaluation.id).where(
+            GroupEvaluation.group_id == UUID(group_id), GroupEvaluation.status == "queued"
+        )
+        return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def request(sessionmaker: AsyncSessionMaker, group_id: str, trigger: str = "manual") -> UUID:
+    async with sessionmaker() as session, session.begin():
+        evaluation, _ = await SegmentationRepository(session).request(UUID(group_id), trigger)
+        assert evaluation is not None
+        return evaluation.id
+
+
+async def evaluate(
+    sessionmaker: AsyncSessionMaker, group_id: str, timeout_ms: int = TIMEOUT_MS
+) -> GroupEvaluation | None:
+    """Queue (or join the queued) evaluation of the group and run it here, without a worker."""
+    evaluation_id = await request(sessionmaker, group_id)
+    return await service.run_evaluation(sessionmaker, evaluation_id, timeout_ms=timeout_ms)
+
+
+async def member_ids(api: Api, group_id: str) -> set[str]:
+    r = await api.get(f"/profile-groups/{group_id}/members/", params={"page_size": 1000})
+    assert r.status_code == 200, r.text
+    return {m["id"] for m in r.json()["results"]}
+
+
+async def members(api: Api, group_id: str) -> dict[str, str]:
+    """{profile id: membership_created_at}."""
+    r = await api.get(f"/profile-groups/{group_id}/members/", params={"page_size": 1000})
+    assert r.status_code == 200, r.text
+    return {m["id"]: m["membership_created_at"] for m in r.json()["results"]}
+
+
+async def membership_count(sessionmaker: AsyncSessionMaker, group_id: str) -> tuple[int, int]:
+    """(rows in group_memberships, profile_count) of a group."""
+    async with sessionmaker() as session:
+        rows = await session.execute(
+            text(
+                "SELECT (SELECT count(*) FROM group_memberships WHERE group_id = :g), "
+                "(SELECT profile_count FROM profile_groups WHERE id = :g)"
+            ),
+            {"g": group_id},
+        )
+        a, b = rows.one()
+        return int(a), int(b)
