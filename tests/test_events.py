@@ -45,6 +45,8 @@ async def test_every_rejection_reason_and_good_items_kept(api: Api) -> None:
         ({"profile_id": pid}, "'type' is required"),
         ({"type": "comment_deleted", "profile_id": pid}, "Unknown event type"),
         ({"type": 5, "profile_id": pid}, "Unknown event type"),
+        ({"type": ["comment_posted"], "profile_id": pid}, "Unknown event type"),
+        ({"type": "comment_posted", "profile_id": 12}, "'profile_id' must be a UUID"),
         ({"type": "comment_posted"}, "Exactly one of 'profile_id' or 'custom_id'"),
         ({"type": "comment_posted", "profile_id": pid, "custom_id": "u1"}, "Exactly one"),
         ({"type": "comment_posted", "profile_id": "nope"}, "'profile_id' must be a UUID"),

@@ -6,10 +6,10 @@ aggregate is an order-independent fold (count, sum, min, max, and "latest" value
 (occurred_at, seq) so an older event arriving late never overwrites a newer one).
 """
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any
 from uuid import UUID
 
@@ -28,67 +28,64 @@ from sqlalchemy import (
     column,
     delete,
     func,
-    literal,
     or_,
     select,
     tuple_,
-    type_coerce,
-    union_all,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, aggregate_order_by, insert
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from profile_groups.kit.repository import text_array, uuid_array
 from profile_groups.models import Profile
 from profile_groups.models.activity import Event, ProfileActivity, ProfileLeaderboard
 
 
+@dataclass
+class EventColumns:
+    """A batch of checked events, one list per column (bound as arrays and `unnest`ed).
+
+    Exactly one of `profile_id` / `custom_id` is set per row; the statement resolves the profile.
+    """
+
+    profile_id: list[UUID | None] = field(default_factory=list)
+    custom_id: list[str | None] = field(default_factory=list)
+    type: list[str] = field(default_factory=list)
+    occurred_at: list[datetime] = field(default_factory=list)
+    value_num: list[Decimal | None] = field(default_factory=list)
+    value_text: list[str | None] = field(default_factory=list)
+    properties: list[dict[str, Any] | None] = field(default_factory=list)
+    client_event_id: list[str | None] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.type)
+
+
 @dataclass(frozen=True)
-class NewEvent:
-    profile_id: UUID
-    type: str
-    occurred_at: datetime
-    value_num: Decimal | None
-    value_text: str | None
-    properties: dict[str, Any] | None
-    client_event_id: str | None
-
-
-def _array(values: Sequence[Any], item_type: Any) -> Any:
-    return bindparam(None, list(values), type_=ARRAY(item_type))
+class InsertResult:
+    inserted: int
+    unknown_profiles: list[int]  # positions in the batch whose profile does not exist
 
 
 class ActivityRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def resolve_profiles(
-        self, application_id: UUID, ids: Sequence[UUID], custom_ids: Sequence[str]
-    ) -> tuple[set[UUID], dict[str, UUID]]:
-        """Existing profile ids among `ids`, and custom id -> id among `custom_ids`."""
-        if not ids and not custom_ids:
-            return set(), {}
-        by_id = select(Profile.id, Profile.custom_id, literal(True).label("by_id")).where(
-            Profile.application_id == application_id, Profile.id == func.any(uuid_array(ids))
-        )
-        by_custom = select(Profile.id, Profile.custom_id, literal(False).label("by_id")).where(
-            Profile.application_id == application_id,
-            Profile.custom_id == func.any(text_array(custom_ids)),
-        )
-        found_ids: set[UUID] = set()
-        found_custom: dict[str, UUID] = {}
-        for row in await self.session.execute(union_all(by_id, by_custom)):
-            if row.by_id:
-                found_ids.add(row.id)
-            elif row.custom_id is not None:
-                found_custom[row.custom_id] = row.id
-        return found_ids, found_custom
-
-    async def insert_events(self, application_id: UUID, events: Sequence[NewEvent]) -> int:
-        """Insert events and fold them into the aggregates; returns how many were new."""
-        stmt = _ingest_statement(application_id, events)
-        return int((await self.session.execute(stmt)).scalar_one())
+    async def insert_events(self, application_id: UUID, batch: EventColumns) -> InsertResult:
+        """Insert events for existing profiles and fold them into the aggregates."""
+        params = {
+            "app": application_id,
+            "ord": list(range(len(batch))),
+            "profile_id": batch.profile_id,
+            "custom_id": batch.custom_id,
+            "type": batch.type,
+            "occurred_at": batch.occurred_at,
+            "value_num": batch.value_num,
+            "value_text": batch.value_text,
+            "properties": batch.properties,
+            "client_event_id": batch.client_event_id,
+        }
+        row = (await self.session.execute(_ingest_statement(), params)).one()
+        return InsertResult(inserted=int(row.inserted), unknown_profiles=list(row.unknown or []))
 
     async def prune(self, cutoff: datetime, batch_size: int) -> int:
         """Delete up to `batch_size` raw events that occurred before `cutoff`."""
@@ -104,31 +101,46 @@ class ActivityRepository:
         return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def _ingest_statement(application_id: UUID, events: Sequence[NewEvent]) -> Any:
-    app = literal(application_id, PG_UUID(as_uuid=True))
+_ROW_COLUMNS: list[tuple[str, Any]] = [
+    ("ord", Integer()),
+    ("profile_id", PG_UUID(as_uuid=True)),
+    ("custom_id", String()),
+    ("type", String()),
+    ("occurred_at", DateTime(timezone=True)),
+    ("value_num", Numeric()),
+    ("value_text", Text()),
+    ("properties", JSONB()),
+    ("client_event_id", String()),
+]
+
+
+@cache
+def _ingest_statement() -> Any:
+    """The ingest statement, built once: a batch binds one array per column (`unnest`)."""
+    app = bindparam("app", type_=PG_UUID(as_uuid=True))
     rows = (
-        func.unnest(
-            _array(range(len(events)), Integer),
-            uuid_array([e.profile_id for e in events]),
-            text_array([e.type for e in events]),
-            _array([e.occurred_at for e in events], DateTime(timezone=True)),
-            _array([e.value_num for e in events], Numeric),
-            _array([e.value_text for e in events], Text),
-            _array([e.properties for e in events], JSONB),
-            _array([e.client_event_id for e in events], String),
-        )
-        .table_valued(
-            column("ord", Integer),
-            column("profile_id", PG_UUID(as_uuid=True)),
-            column("type", String),
-            column("occurred_at", DateTime(timezone=True)),
-            column("value_num", Numeric),
-            column("value_text", Text),
-            column("properties", JSONB),
-            column("client_event_id", String),
-        )
+        func.unnest(*(bindparam(name, type_=ARRAY(t)) for name, t in _ROW_COLUMNS))
+        .table_valued(*(column(name, t) for name, t in _ROW_COLUMNS))
         .render_derived(name="r")
     )
+
+    # 0. Each row's profile, by id or by custom id: index lookups, NULL for an unknown profile.
+    def profile_lookup(*where: ColumnElement[bool]) -> Any:
+        return select(Profile.id).where(Profile.application_id == app, *where).scalar_subquery()
+
+    resolved = select(
+        rows.c.ord,
+        func.coalesce(
+            profile_lookup(Profile.id == rows.c.profile_id),
+            profile_lookup(Profile.custom_id == rows.c.custom_id),
+        ).label("pid"),
+        rows.c.type,
+        rows.c.occurred_at,
+        rows.c.value_num,
+        rows.c.value_text,
+        rows.c.properties,
+        rows.c.client_event_id,
+    ).cte("resolved")
 
     # 1. The events. `seq` is assigned in batch order, so ties inside a batch go to the later item.
     ins = (
@@ -146,14 +158,16 @@ def _ingest_statement(application_id: UUID, events: Sequence[NewEvent]) -> Any:
             ],
             select(
                 app,
-                rows.c.profile_id,
-                rows.c.type,
-                rows.c.occurred_at,
-                rows.c.value_num,
-                rows.c.value_text,
-                rows.c.properties,
-                rows.c.client_event_id,
-            ).order_by(rows.c.ord),
+                resolved.c.pid,
+                resolved.c.type,
+                resolved.c.occurred_at,
+                resolved.c.value_num,
+                resolved.c.value_text,
+                resolved.c.properties,
+                resolved.c.client_event_id,
+            )
+            .where(resolved.c.pid.is_not(None))
+            .order_by(resolved.c.ord),
         )
         .on_conflict_do_nothing(
             index_elements=[Event.application_id, Event.client_event_id],
@@ -188,14 +202,44 @@ def _ingest_statement(application_id: UUID, events: Sequence[NewEvent]) -> Any:
     )
     lbc = select(lb.c.profile_id, func.count().label("n")).group_by(lb.c.profile_id).cte("lbc")
 
-    # 3. The batch's aggregates per profile.
-    agg = select(ins.c.profile_id, *_batch_aggregates(ins)).group_by(ins.c.profile_id).cte("agg")
+    # 3. The batch's aggregates per profile. "Latest" values are read from the row ranked first
+    #    by (occurred_at, seq) in its kind (type, and streak_type for streaks): one sort of the
+    #    batch instead of a sort per profile and aggregate.
+    ranked = select(
+        *ins.c,
+        func.row_number()
+        .over(
+            partition_by=[ins.c.profile_id, ins.c.type, ins.c.properties["streak_type"].astext],
+            order_by=[ins.c.occurred_at.desc(), ins.c.seq.desc()],
+        )
+        .label("rn"),
+    ).cte("ranked")
+    agg = (
+        select(ranked.c.profile_id, *_batch_aggregates(ranked))
+        .group_by(ranked.c.profile_id)
+        .cte("agg")
+    )
 
     # 4. Fold them into the stored aggregates. Rows are locked in profile order so concurrent
     #    batches over the same profiles queue instead of deadlocking.
     names = [c.name for c in agg.c if c.name != "profile_id"]
+    # The latest streak activity of any streak_type is the later of the two kinds' latest.
+    periodic_later = _later(
+        agg.c.periodic_at, agg.c.periodic_seq, agg.c.consecutive_at, agg.c.consecutive_seq
+    )
+    streak = {
+        "streak_seq": case((periodic_later, agg.c.periodic_seq), else_=agg.c.consecutive_seq),
+        "streak_value": case((periodic_later, agg.c.periodic_value), else_=agg.c.consecutive_value),
+    }
+    names += list(streak)
     source = (
-        select(app, agg.c.profile_id, *(agg.c[n] for n in names), func.coalesce(lbc.c.n, 0))
+        select(
+            app,
+            agg.c.profile_id,
+            *(agg.c[n] for n in names if n not in streak),
+            *streak.values(),
+            func.coalesce(lbc.c.n, 0),
+        )
         .select_from(agg.outerjoin(lbc, lbc.c.profile_id == agg.c.profile_id))
         .order_by(agg.c.profile_id)
     )
@@ -208,7 +252,11 @@ def _ingest_statement(application_id: UUID, events: Sequence[NewEvent]) -> Any:
     )
     up = upsert.returning(ProfileActivity.profile_id).cte("up")
 
-    return select(func.count()).select_from(ins).add_cte(up)
+    inserted = select(func.count()).select_from(ins).scalar_subquery()
+    unknown = (
+        select(func.array_agg(resolved.c.ord)).where(resolved.c.pid.is_(None)).scalar_subquery()
+    )
+    return select(inserted.label("inserted"), unknown.label("unknown")).add_cte(up)
 
 
 # -- aggregates --------------------------------------------------------------------------------
@@ -248,7 +296,6 @@ _LAST_TIMES = {
 }
 # "Latest" groups: (time column, seq column, {value column: kind}) and which events they fold.
 _LATEST: list[tuple[str, str, dict[str, str], str, str | None]] = [
-    ("last_streak_at", "streak_seq", {"streak_value": "num"}, "streak_activity", None),
     ("consecutive_at", "consecutive_seq", {"consecutive_value": "num"}, "streak_activity",
      "consecutive"),
     ("periodic_at", "periodic_seq", {"periodic_value": "num"}, "streak_activity", "periodic"),
@@ -267,11 +314,9 @@ def _batch_aggregates(ins: Any) -> list[ColumnElement[Any]]:
             return t == type_  # type: ignore[no-any-return]
         return and_(t == type_, ins.c.properties["direction"].astext == direction)
 
-    def first_by_latest(expr: Any, cond: ColumnElement[bool], item_type: Any) -> Any:
-        ordered = func.array_agg(
-            aggregate_order_by(expr, ins.c.occurred_at.desc(), ins.c.seq.desc())
-        ).filter(cond)
-        return type_coerce(ordered, ARRAY(item_type))[1]
+    def first_by_latest(expr: Any, cond: ColumnElement[bool], rank: Any) -> Any:
+        # Exactly one row of the kind is ranked 1, so max() just picks its value.
+        return func.max(expr).filter(and_(cond, rank == 1))
 
     out: list[ColumnElement[Any]] = []
     for name, (type_, direction) in _COUNTS.items():
@@ -283,24 +328,33 @@ def _batch_aggregates(ins: Any) -> list[ColumnElement[Any]]:
         out.append(func.max(ins.c.occurred_at).filter(where(type_)).label(name))
     streak = where("streak_activity")
     out.append(func.min(ins.c.occurred_at).filter(streak).label("first_streak_at"))
+    out.append(func.max(ins.c.occurred_at).filter(streak).label("last_streak_at"))
     out.append(func.coalesce(func.max(ins.c.value_num).filter(streak), 0).label("longest_streak"))
     for at, seq, values, type_, streak_type in _LATEST:
         cond = where(type_)
+        rank = ins.c.rn
         if streak_type is not None:
             cond = and_(cond, ins.c.properties["streak_type"].astext == streak_type)
         out.append(func.max(ins.c.occurred_at).filter(cond).label(at))
-        out.append(first_by_latest(ins.c.seq, cond, BigInteger).label(seq))
+        out.append(first_by_latest(ins.c.seq, cond, rank).label(seq))
         for name, kind in values.items():
-            item_type: Any
+            expr: Any
             if kind == "num":
-                expr, item_type = ins.c.value_num, Numeric
+                expr = ins.c.value_num
             elif kind == "text":
-                expr, item_type = ins.c.value_text, Text
+                expr = ins.c.value_text
             else:
                 expr = cast(ins.c.properties["rank"].astext, BigInteger)
-                item_type = BigInteger
-            out.append(first_by_latest(expr, cond, item_type).label(name))
+            out.append(first_by_latest(expr, cond, rank).label(name))
     return out
+
+
+def _later(at: Any, seq: Any, other_at: Any, other_seq: Any) -> ColumnElement[bool]:
+    """(at, seq) is later than (other_at, other_seq); a missing one is never later."""
+    return and_(
+        at.is_not(None),
+        or_(other_at.is_(None), tuple_(at, seq) > tuple_(other_at, other_seq)),
+    )
 
 
 def _fold(new: Any) -> dict[str, Any]:
@@ -309,15 +363,14 @@ def _fold(new: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in [*_COUNTS, *_SUMS, "leaderboards_ranked_on"]:
         out[name] = getattr(pa, name) + new[name]
-    for name in ["last_event_at", *_LAST_TIMES, "longest_streak"]:
+    for name in ["last_event_at", *_LAST_TIMES, "longest_streak"]:  # not last_streak_at: below
         out[name] = func.greatest(getattr(pa, name), new[name])  # greatest() skips NULLs
     out["first_streak_at"] = func.least(pa.first_streak_at, new["first_streak_at"])
-    for at, seq, values, _type, _streak_type in _LATEST:
+    groups = [(at, seq, values) for at, seq, values, _t, _s in _LATEST]
+    groups.append(("last_streak_at", "streak_seq", {"streak_value": "num"}))
+    for at, seq, values in groups:
         old_at, old_seq = getattr(pa, at), getattr(pa, seq)
-        newer = and_(
-            new[at].is_not(None),
-            or_(old_at.is_(None), tuple_(new[at], new[seq]) > tuple_(old_at, old_seq)),
-        )
+        newer = _later(new[at], new[seq], old_at, old_seq)
         out[at] = func.greatest(old_at, new[at])
         for name in [seq, *values]:
             out[name] = case((newer, new[name]), else_=getattr(pa, name))

@@ -2,7 +2,6 @@
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -11,7 +10,7 @@ from uuid import UUID
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from profile_groups.activity.repository import ActivityRepository, NewEvent
+from profile_groups.activity.repository import ActivityRepository, EventColumns
 from profile_groups.activity.schemas import EventBatchResult, Rejection
 from profile_groups.models import Application
 
@@ -58,15 +57,6 @@ _RETRYABLE = {"40P01", "40001", "23503"}
 
 class Rejected(Exception):
     """One item is refused; the message is the `detail` the client sees."""
-
-
-@dataclass(frozen=True)
-class ParsedEvent:
-    index: int
-    profile_id: UUID | None
-    custom_id: str | None
-    client_id: str | None
-    event: NewEvent
 
 
 def _is_int(value: Any) -> bool:
@@ -166,13 +156,24 @@ def _typed_fields(
     return None, None, props
 
 
-def parse_event(index: int, item: Any, now: datetime) -> ParsedEvent:
-    """Check one item of a batch; raises Rejected with the reason."""
+Parsed = tuple[
+    UUID | None,  # profile_id
+    str | None,  # custom_id
+    str,  # type
+    datetime,  # occurred_at
+    Decimal | None,  # value_num
+    str | None,  # value_text
+    dict[str, Any] | None,  # properties
+    str | None,  # client id
+]
+
+
+def parse_event(item: Any, now: datetime) -> Parsed:
+    """Check one item of a batch against §5.1/§5.2; raises Rejected with the reason."""
     if not isinstance(item, dict):
         raise Rejected("Event must be a JSON object.")
-    unknown = sorted(set(item) - FIELDS)
-    if unknown:
-        raise Rejected(f"Unknown field '{unknown[0]}'.")
+    if not FIELDS.issuperset(item):
+        raise Rejected(f"Unknown field '{sorted(set(item) - FIELDS)[0]}'.")
     type_ = item.get("type")
     if type_ is None:
         raise Rejected("'type' is required.")
@@ -185,28 +186,26 @@ def parse_event(index: int, item: Any, now: datetime) -> ParsedEvent:
     profile_id: UUID | None = None
     if raw_profile_id is not None:
         try:
-            profile_id = UUID(str(raw_profile_id)) if isinstance(raw_profile_id, str) else None
-        except ValueError:
-            profile_id = None
-        if profile_id is None:
-            raise Rejected("'profile_id' must be a UUID.")
+            profile_id = UUID(raw_profile_id)
+        except (ValueError, TypeError, AttributeError):
+            raise Rejected("'profile_id' must be a UUID.") from None
     client_id = _string(item, "id")
     occurred_at = _occurred_at(item.get("occurred_at"), now)
-    value_num, value_text, props = _typed_fields(type_, item, _properties(item))
-    return ParsedEvent(
-        index=index,
-        profile_id=profile_id,
-        custom_id=custom_id,
-        client_id=client_id,
-        event=NewEvent(
-            profile_id=profile_id or UUID(int=0),
-            type=type_,
-            occurred_at=occurred_at,
-            value_num=value_num,
-            value_text=value_text,
-            properties=props or None,
-            client_event_id=client_id,
-        ),
+    if type_ in PLAIN_TYPES:
+        # A stray `value` is ignored; properties are kept as metadata.
+        props = _properties(item)
+        value_num, value_text = None, None
+    else:
+        value_num, value_text, props = _typed_fields(type_, item, _properties(item))
+    return (
+        profile_id,
+        custom_id,
+        type_,
+        occurred_at,
+        value_num,
+        value_text,
+        props or None,
+        client_id,
     )
 
 
@@ -219,75 +218,56 @@ def _sqlstate(exc: DBAPIError) -> str | None:
 async def ingest(session: AsyncSession, app: Application, items: Sequence[Any]) -> EventBatchResult:
     """Store a batch: the good items are kept, bad ones rejected with their index (SPEC §5.1).
 
-    The events and every aggregate they touch are written by one statement in the request's
-    transaction, so a rule never sees an event without its effect on the attributes.
+    The events, the profile lookups and every aggregate they touch are one statement in the
+    request's transaction, so a rule never sees an event without its effect on the attributes.
     """
     now = datetime.now(UTC)
     rejected: list[Rejection] = []
-    parsed: list[ParsedEvent] = []
+    batch = EventColumns()
+    positions: list[int] = []  # batch row -> index in the request
+    seen_ids: set[str] = set()
+    duplicates = 0
     for index, item in enumerate(items):
         try:
-            parsed.append(parse_event(index, item, now))
+            parsed = parse_event(item, now)
         except Rejected as exc:
             rejected.append(Rejection(index=index, detail=str(exc)))
+            continue
+        client_id = parsed[7]
+        if client_id is not None:
+            # A repeated id inside one batch is a retry too: the first one counts.
+            if client_id in seen_ids:
+                duplicates += 1
+                continue
+            seen_ids.add(client_id)
+        positions.append(index)
+        batch.profile_id.append(parsed[0])
+        batch.custom_id.append(parsed[1])
+        batch.type.append(parsed[2])
+        batch.occurred_at.append(parsed[3])
+        batch.value_num.append(parsed[4])
+        batch.value_text.append(parsed[5])
+        batch.properties.append(parsed[6])
+        batch.client_event_id.append(client_id)
+    if not positions:
+        return EventBatchResult(accepted=0, duplicates=duplicates, rejected=rejected)
 
     repo = ActivityRepository(session)
     for attempt in range(_ATTEMPTS):
         try:
             # A savepoint keeps the request's transaction usable if the batch loses a race.
             async with session.begin_nested():
-                return await _store(repo, app.id, parsed, rejected)
+                result = await repo.insert_events(app.id, batch)
+            break
         except DBAPIError as exc:
             if _sqlstate(exc) not in _RETRYABLE or attempt == _ATTEMPTS - 1:
                 raise
-    raise AssertionError("unreachable")
-
-
-async def _store(
-    repo: ActivityRepository,
-    application_id: UUID,
-    parsed: list[ParsedEvent],
-    rejected: list[Rejection],
-) -> EventBatchResult:
-    rejected = list(rejected)
-    ids = list({p.profile_id for p in parsed if p.profile_id is not None})
-    custom_ids = list({p.custom_id for p in parsed if p.custom_id is not None})
-    by_id, by_custom_id = await repo.resolve_profiles(application_id, ids, custom_ids)
-
-    to_insert: list[NewEvent] = []
-    seen_client_ids: set[str] = set()
-    in_batch_duplicates = 0
-    for item in parsed:
-        if item.profile_id is not None:
-            profile_id = item.profile_id if item.profile_id in by_id else None
-        else:
-            profile_id = by_custom_id.get(item.custom_id or "")
-        if profile_id is None:
-            rejected.append(Rejection(index=item.index, detail="Unknown profile."))
-            continue
-        if item.client_id is not None:
-            # A repeated id inside one batch is a retry too: the first one counts.
-            if item.client_id in seen_client_ids:
-                in_batch_duplicates += 1
-                continue
-            seen_client_ids.add(item.client_id)
-        to_insert.append(
-            NewEvent(
-                profile_id=profile_id,
-                type=item.event.type,
-                occurred_at=item.event.occurred_at,
-                value_num=item.event.value_num,
-                value_text=item.event.value_text,
-                properties=item.event.properties,
-                client_event_id=item.event.client_event_id,
-            )
-        )
-
-    accepted = await repo.insert_events(application_id, to_insert) if to_insert else 0
+    unknown = result.unknown_profiles
+    rejected += [Rejection(index=positions[i], detail="Unknown profile.") for i in unknown]
     rejected.sort(key=lambda r: r.index)
     return EventBatchResult(
-        accepted=accepted,
-        duplicates=in_batch_duplicates + len(to_insert) - accepted,
+        accepted=result.inserted,
+        duplicates=duplicates + len(positions) - len(unknown) - result.inserted,
         rejected=rejected,
     )
 
