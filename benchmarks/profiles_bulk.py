@@ -7,7 +7,8 @@ a datetime), are upserted by custom_id:
 
 The bare SQL baseline per batch is the same statements the service needs: read the attribute
 definitions, lock the profiles the batch names (SELECT … FOR UPDATE), and one INSERT … SELECT FROM
-jsonb_to_recordset … ON CONFLICT DO UPDATE, in one transaction. The API runs in-process (httpx
+jsonb_to_recordset … ON CONFLICT DO UPDATE, in one transaction (with the same
+`plan_cache_mode = force_custom_plan` the service sets). The API runs in-process (httpx
 ASGITransport), so the ratio is framework + validation + service overhead over the SQL. Usage:
 
     DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1/postgres \
@@ -95,6 +96,8 @@ async def sql_run(engine: AsyncEngine, app_id: uuid.UUID, batches: int, round_: 
     for b in range(batches):
         items = batch_items("sql", b, round_)
         async with engine.begin() as conn:
+            # As the service does: plan for the actual arrays (see ProfileRepository.lock_for_bulk).
+            await conn.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
             await conn.execute(text(SQL_DEFS), {"a": app_id, "k": ["score", "seen_at"]})
             existing = await conn.execute(
                 text(SQL_LOCK), {"a": app_id, "c": [i["custom_id"] for i in items]}
