@@ -3,7 +3,7 @@
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from profile_groups.db import SessionDep
 from profile_groups.groups import service
@@ -26,7 +26,7 @@ from profile_groups.kit.errors import (
     PermissionDenied,
     responses,
 )
-from profile_groups.kit.pagination import Page, PageParams, page_params, page_response, paginate
+from profile_groups.kit.pagination import Page, PageDep, PageParams, page_response, paginate
 from profile_groups.kit.queue import ArqDep
 from profile_groups.models import GroupMembership
 from profile_groups.models import ProfileGroup as ProfileGroupModel
@@ -40,7 +40,6 @@ router = APIRouter(
     tags=["profile groups"],
     responses=responses(BadRequest, NotAuthenticated, PermissionDenied),
 )
-PageDep = Annotated[PageParams, Depends(page_params)]
 
 
 @router.post(

@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import Annotated, Any, Generic, TypeVar
 from uuid import UUID
 
-from fastapi import Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 from pydantic import BaseModel, TypeAdapter
 from sqlalchemy import ColumnElement, Row, Select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -78,6 +78,9 @@ def page_params(
     ] = None,
 ) -> PageParams:
     return PageParams(page_size=page_size, cursor=cursor)
+
+
+PageDep = Annotated[PageParams, Depends(page_params)]
 
 
 def _encode_key(value: Any) -> Any:
