@@ -76,3 +76,37 @@ async def test_openapi_has_the_product_page_examples(client: httpx.AsyncClient) 
     post = spec["paths"]["/api/v1/applications/{client_id}/profile-groups/"]["post"]
     assert {"201", "400", "401", "403", "409"} <= set(post["responses"])
     assert (await client.get("/docs")).status_code == 200
+
+
+async def test_races_are_409_and_unexpected_errors_are_500_without_traceback(
+    settings: Settings,
+) -> None:
+    from fastapi import APIRouter
+    from sqlalchemy.exc import DBAPIError
+
+    class Orig(Exception):
+        def __init__(self, sqlstate: str) -> None:
+            self.sqlstate = sqlstate
+
+    app = create_app(settings)
+    router = APIRouter()
+
+    @router.get("/boom/{state}")
+    async def boom(state: str) -> None:
+        if state == "plain":
+            raise RuntimeError("secret detail")
+        raise DBAPIError("stmt", {}, Orig(state))
+
+    app.include_router(router)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        r = await c.get("/boom/40P01")
+        assert r.status_code == 409 and r.json()["error_code"] == "conflict"
+        r = await c.get("/boom/23503")
+        assert r.status_code == 409
+        r = await c.get("/boom/plain", headers={"X-Request-ID": "rid-1"})
+        assert r.status_code == 500
+        assert r.json()["error_code"] == "internal"
+        assert "rid-1" in r.json()["detail"]
+        assert "secret" not in r.text and "Traceback" not in r.text
+        assert r.headers["x-request-id"] == "rid-1", (r.headers, r.text)

@@ -9,16 +9,18 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
     RedisConnectionError,
     RedisTimeoutError,
-    OperationalError,
-    InterfaceError,
     ConnectionError,  # e.g. asyncpg connection refused, not wrapped by SQLAlchemy
 )
+
+
+# deadlock_detected, serialization_failure, foreign_key_violation
+RACE_SQLSTATES = frozenset({"40P01", "40001", "23503"})
 
 
 class ErrorItem(BaseModel):
@@ -204,10 +206,25 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_dependency_down(request: Request, exc: Exception) -> JSONResponse:
         return error_response(Unavailable())
 
+    async def on_db_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, DBAPIError)
+        if getattr(exc.orig, "sqlstate", None) in RACE_SQLSTATES:
+            # Rare races between concurrent requests (e.g. a member added while its profile is
+            # deleted) end in a deadlock or a vanished row; the transaction rolled back whole.
+            return error_response(
+                Conflict(
+                    "The request collided with a concurrent change and was not applied; retry it."
+                )
+            )
+        if isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated:
+            return error_response(Unavailable())
+        raise exc
+
     app.add_exception_handler(ProfileGroupsError, on_app_error)
     # PostgreSQL or Redis unreachable: 503 with Retry-After rather than a 500.
     for exc_type in DEPENDENCY_ERRORS:
         app.add_exception_handler(exc_type, on_dependency_down)
+    app.add_exception_handler(DBAPIError, on_db_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
 

@@ -36,7 +36,7 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
-async def _send_json(send: Send, status: int, body: dict[str, Any], request_id: str) -> None:
+async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
     raw = json.dumps(body).encode()
     await send(
         {
@@ -45,7 +45,6 @@ async def _send_json(send: Send, status: int, body: dict[str, Any], request_id: 
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(raw)).encode()),
-                (b"x-request-id", request_id.encode()),
             ],
         }
     )
@@ -94,16 +93,16 @@ class RequestMiddleware:
         try:
             rejection = self._reject_body(scope)
             if rejection is not None:
-                await _send_json(send_wrapper, rejection.status_code, rejection.body(), request_id)
+                await _send_json(send_wrapper, rejection.status_code, rejection.body())
                 return
             await self.app(scope, self._limited(receive), send_wrapper)
         except _BodyTooLarge:
             if not status_holder["started"]:
-                await _send_json(send_wrapper, 413, TooLarge().body(), request_id)
+                await _send_json(send_wrapper, 413, TooLarge().body())
         except Exception:
             log.exception("unhandled error", extra={"path": path})
             if not status_holder["started"]:
-                await _send_json(send_wrapper, 500, internal_error_body(request_id), request_id)
+                await _send_json(send_wrapper, 500, internal_error_body(request_id))
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")

@@ -18,7 +18,6 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
-    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB, insert
@@ -177,12 +176,6 @@ class ProfileRepository:
         concurrent bulk requests cannot deadlock) until the batch is written."""
         if not ids and not custom_ids:
             return []
-        # `x = ANY(:array)` is only safe with the array as a constant: then PostgreSQL hashes it
-        # when it filters rows, and a bad plan costs one scan of the application's profiles.
-        # asyncpg prepares statements, and a generic plan compares every row with every element
-        # instead (O(rows x items): seconds per batch on a fresh, not yet analysed table). So
-        # this transaction plans each statement for its actual values.
-        await self.session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
         stmt = (
             select(*PROFILE_COLUMNS)
             .where(
