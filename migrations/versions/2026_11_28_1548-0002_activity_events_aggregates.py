@@ -125,6 +125,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("application_id", "profile_id", name=op.f("pk_profile_activity")),
+        postgresql_with={"fillfactor": 80},
     )
     op.create_table(
         "profile_leaderboards",
