@@ -109,7 +109,7 @@ _ROW_COLUMNS: list[tuple[str, Any]] = [
     ("occurred_at", DateTime(timezone=True)),
     ("value_num", Numeric()),
     ("value_text", Text()),
-    ("properties", JSONB()),
+    ("properties", JSONB(none_as_null=True)),  # absent properties are SQL NULL
     ("client_event_id", String()),
 ]
 
