@@ -130,9 +130,9 @@ def _ingest_statement() -> Any:
 
     resolved = select(
         rows.c.ord,
-        func.coalesce(
-            profile_lookup(Profile.id == rows.c.profile_id),
-            profile_lookup(Profile.custom_id == rows.c.custom_id),
+        case(
+            (rows.c.profile_id.is_not(None), profile_lookup(Profile.id == rows.c.profile_id)),
+            else_=profile_lookup(Profile.custom_id == rows.c.custom_id),
         ).label("pid"),
         rows.c.type,
         rows.c.occurred_at,

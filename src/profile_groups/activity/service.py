@@ -89,9 +89,9 @@ def _occurred_at(value: Any, now: datetime) -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise Rejected("'occurred_at' must be an ISO 8601 timestamp.") from None
-    # Input timestamps without a zone are UTC (SPEC §1).
-    parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-    if parsed > now + MAX_FUTURE:
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)  # input timestamps without a zone are UTC (SPEC §1)
+    if parsed - now > MAX_FUTURE:
         raise Rejected("'occurred_at' is more than 5 minutes in the future.")
     return parsed
 
