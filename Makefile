@@ -35,8 +35,13 @@ check: lint typecheck test
 migrate: $(STAMP)
 	$(BIN)/profile-groups migrate
 
+## Benchmarks against a running server: each prints its numbers beside the bare-SQL baseline.
+BENCH_DATABASE_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/postgres
+BENCH_REDIS_URL ?= redis://127.0.0.1:6379/0
 bench: $(STAMP)
-	$(BIN)/python benchmarks/members.py
+	for b in members profiles_bulk ingest evaluate; do \
+	  DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) $(BIN)/python benchmarks/$$b.py || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) .data .mypy_cache .ruff_cache .pytest_cache
