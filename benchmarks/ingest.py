@@ -8,7 +8,9 @@ The baseline, measured in the same run with the same concurrency, is the bare SQ
 same rows into the same `events` table (one `INSERT ... SELECT FROM unnest(...)` per batch through
 asyncpg, profile ids already resolved) — storage only: no validation, no profile lookup, no
 idempotency check, no aggregates. The API does all of those (the aggregates in the same
-statement), so the ratio is the full price of the service over a plain insert. Usage:
+statement), so the ratio is the full price of the service over a plain insert. A third line runs
+the service's ingest statement alone through asyncpg (no HTTP, no Python checks), to show which
+share of the price is SQL. Usage:
 
     DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1/postgres \
     REDIS_URL=redis://127.0.0.1:6379/0 python benchmarks/ingest.py [--batches 200] [--clients 4]
@@ -42,6 +44,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect  # noqa: E402
+
+from profile_groups.activity.repository import _ingest_statement  # noqa: E402
+from profile_groups.activity.service import parse_event  # noqa: E402
 from profile_groups.applications.service import create_application  # noqa: E402
 from profile_groups.cli import _migrate  # noqa: E402
 from profile_groups.db import create_sessionmaker  # noqa: E402
@@ -140,6 +146,43 @@ async def bare_sql(
 
     try:
         return await run_clients(clients, rows, send)
+    finally:
+        await pool.close()
+
+
+async def statement_only(
+    dsn: str, app_id: uuid.UUID, batches: list[list[dict[str, Any]]], clients: int
+) -> float:
+    """The service's ingest statement alone (profile lookup, idempotent insert, aggregates),
+    executed straight through asyncpg: the SQL share of the API's cost."""
+    compiled = _ingest_statement().compile(dialect=asyncpg_dialect.dialect())
+    sql = str(compiled)
+    now = datetime.now(UTC)
+    arg_lists = []
+    for batch in batches:
+        parsed = [parse_event(e, now) for e in batch]
+        params = {
+            "app": app_id,
+            "ord": list(range(len(parsed))),
+            "profile_id": [p[0] for p in parsed],
+            "custom_id": [p[1] for p in parsed],
+            "type": [p[2] for p in parsed],
+            "occurred_at": [p[3] for p in parsed],
+            "value_num": [p[4] for p in parsed],
+            "value_text": [p[5] for p in parsed],
+            "properties": [None if p[6] is None else json.dumps(p[6]) for p in parsed],
+            "client_event_id": [None if p[7] is None else f"stmt-{p[7]}" for p in parsed],
+        }
+        values = compiled.construct_params(params)
+        arg_lists.append([values[k] for k in compiled.positiontup or []])
+    pool = await asyncpg.create_pool(dsn, min_size=clients, max_size=clients)
+
+    async def send(args: list[Any]) -> None:
+        async with pool.acquire() as conn:
+            await conn.execute(sql, *args)
+
+    try:
+        return await run_clients(clients, arg_lists, send)
     finally:
         await pool.close()
 
@@ -263,21 +306,25 @@ async def main(n_batches: int, clients: int, workers: int, rounds: int) -> None:
 
             # Rounds alternate the bare SQL and the API on fresh rows of the same shape, so a
             # noisy moment on a shared machine does not decide the ratio; medians are reported.
-            sql_rates, api_rates = [], []
+            sql_rates, stmt_rates, api_rates = [], [], []
             for r in range(rounds):
                 batches = round_batches(r)
                 sql_time = await bare_sql(
                     dsn, application.id, [sql_rows(b, ids, "sql-") for b in batches], clients
                 )
-                bodies = [json.dumps({"events": with_ids(b)}).encode() for b in batches]
+                with_ids_batches = [with_ids(b) for b in batches]
+                stmt_time = await statement_only(dsn, application.id, with_ids_batches, clients)
+                bodies = [json.dumps({"events": b}).encode() for b in with_ids_batches]
                 accepted = 0
                 api_time = await run_clients(clients, bodies, send)
                 assert accepted == total, (accepted, total)
                 sql_rates.append(total / sql_time)
+                stmt_rates.append(total / stmt_time)
                 api_rates.append(total / api_time)
                 print(
                     f"  round {r + 1}: bare SQL {sql_rates[-1]:9,.0f} events/s | "
-                    f"POST /events/ {api_rates[-1]:9,.0f} events/s | "
+                    f"ingest statement alone {stmt_rates[-1]:9,.0f} | "
+                    f"POST /events/ {api_rates[-1]:9,.0f} | "
                     f"ratio {api_rates[-1] / sql_rates[-1]:.2f}"
                 )
             # A retried batch is all duplicates.
@@ -285,7 +332,12 @@ async def main(n_batches: int, clients: int, workers: int, rounds: int) -> None:
             dup = r_.json()["duplicates"]
 
         api_rate, sql_rate = statistics.median(api_rates), statistics.median(sql_rates)
+        stmt_rate = statistics.median(stmt_rates)
         print(f"bare SQL insert : {sql_rate:10,.0f} events/s (median)")
+        print(
+            f"ingest statement alone (no HTTP/Python): {stmt_rate:10,.0f} events/s (median), "
+            f"{stmt_rate / sql_rate:.2f} of bare SQL"
+        )
         print(f"POST /events/   : {api_rate:10,.0f} events/s (median)")
         print(f"ratio API / bare SQL: {api_rate / sql_rate:.2f}  (retry of a batch: {dup} dups)")
     finally:
