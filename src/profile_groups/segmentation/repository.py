@@ -16,9 +16,9 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
-    exists,
     func,
     literal,
+    or_,
     select,
     text,
     true,
@@ -253,9 +253,11 @@ class SegmentationRepository:
 
     async def set_statement_timeout(self, timeout_ms: int) -> None:
         """SET LOCAL statement_timeout, with the value as a bound parameter (0 = none)."""
-        await self.session.execute(
-            select(func.set_config("statement_timeout", str(int(timeout_ms)), True))
-        )
+        await self.set_local("statement_timeout", str(int(timeout_ms)))
+
+    async def set_local(self, name: str, value: str) -> None:
+        """SET LOCAL name = value (until the transaction ends), the value a bound parameter."""
+        await self.session.execute(select(func.set_config(name, value, True)))
 
     async def clock(self) -> datetime:
         value: datetime = (await self.session.execute(select(func.clock_timestamp()))).scalar_one()
@@ -270,19 +272,39 @@ class SegmentationRepository:
     ) -> DiffCounts:
         """Replace the group's membership by the profiles matching `condition`, in ONE statement.
 
-        The matching set is computed once (a materialized CTE); memberships that no longer match are
-        deleted, new ones inserted with created_at = as_of, and those that stay keep their
-        created_at. profile_count is set to the matched count in the same transaction.
+        The matching set is computed once (a materialized CTE) and FULL JOINed with the group's
+        current members: that join (hash or merge, never a nested loop) yields exactly the
+        profiles to add and to remove. Memberships that no longer match are deleted, new ones
+        inserted with created_at = as_of, and those that stay are not touched, so they keep
+        their created_at. profile_count is set to the matched count in the same transaction.
+
+        The inserts read only the diff, never group_memberships itself: a NOT EXISTS probe of the
+        table being inserted into can be planned as a per-row scan that also reads every row the
+        statement has inserted so far (quadratic on a first evaluation).
         """
         gm = GroupMembership
         matching = ctx.select(ctx.profile.id.label("profile_id")).where(condition)
         matched = matching.cte("matched").prefix_with("MATERIALIZED")
-        pid = matched.c.profile_id
+        current = (
+            select(gm.profile_id)
+            .where(gm.group_id == group.id)
+            .cte("current_members")
+            .prefix_with("MATERIALIZED")
+        )
+        m, c = matched.c.profile_id, current.c.profile_id
+        diff = (
+            select(func.coalesce(m, c).label("profile_id"), c.is_(None).label("is_new"))
+            .select_from(matched.join(current, c == m, full=True))
+            .where(or_(m.is_(None), c.is_(None)))
+            .cte("diff")
+            .prefix_with("MATERIALIZED")
+        )
         removed = (
             delete(gm)
             .where(
                 gm.group_id == group.id,
-                ~exists().where(pid == gm.profile_id),
+                gm.profile_id == diff.c.profile_id,
+                diff.c.is_new.is_(False),
             )
             .returning(gm.profile_id)
             .cte("removed")
@@ -293,10 +315,10 @@ class SegmentationRepository:
                 ["group_id", "profile_id", "application_id", "created_at"],
                 select(
                     uuid_value(group.id),
-                    pid,
+                    diff.c.profile_id,
                     uuid_value(group.application_id),
                     literal(as_of, DateTime(timezone=True)),
-                ).where(~exists().where(gm.group_id == group.id, gm.profile_id == pid)),
+                ).where(diff.c.is_new.is_(True)),
             )
             .on_conflict_do_nothing()
             .returning(gm.profile_id)

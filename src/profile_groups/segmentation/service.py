@@ -32,6 +32,10 @@ EVALUATE_JOB = "evaluate_group"
 # A queued evaluation whose job has not started after this long is enqueued again (lost job).
 REQUEUE_AFTER = timedelta(seconds=60)
 HISTORY_DAYS = 90
+# Memory for the evaluation's hashes (the windowed aggregate, the joins, the diff), for its
+# transaction only: with the server default (often 4MB) a million-profile evaluation spills to
+# temporary files. At most `max_jobs` (4) evaluations run per worker.
+EVALUATION_WORK_MEM = "64MB"
 # SQLSTATEs worth one immediate retry: deadlock, serialization failure, a profile deleted while
 # it was being added (foreign key violation).
 _RETRYABLE = {"40P01", "40001", "23503"}
@@ -251,6 +255,7 @@ async def run_evaluation(
                 if await repo.lock_evaluation(evaluation_id) is None:
                     return None
                 await repo.set_statement_timeout(timeout_ms)
+                await repo.set_local("work_mem", EVALUATION_WORK_MEM)
                 as_of = await repo.clock()
                 group = current.group
                 defs = await catalogue(session, group.application_id)
