@@ -209,6 +209,30 @@ async def test_two_evaluations_of_one_group_run_one_after_the_other(
     assert await membership_count(sessionmaker, group["id"]) == (2, 2)
 
 
+async def test_requests_do_not_wait_for_a_running_evaluation(
+    api: Api, app: Any, sessionmaker: AsyncSessionMaker, engine: AsyncEngine
+) -> None:
+    await _scored(api, 0.9)
+    group = await create_dynamic(api, app, sessionmaker, SCORE_ABOVE)
+    evaluation_id = await request(sessionmaker, group["id"])
+    async with _holding(engine, "LOCK TABLE group_memberships IN EXCLUSIVE MODE") as conn:
+        running = asyncio.create_task(
+            service.run_evaluation(sessionmaker, evaluation_id, timeout_ms=60_000)
+        )
+        await _wait_for(sessionmaker, evaluation_id, "running")
+        await asyncio.sleep(0.2)  # it now holds the group row and waits at its diff
+        r = await asyncio.wait_for(api.post(f"/profile-groups/{group['id']}/evaluate/"), 5)
+        assert r.status_code == 202 and r.json()["status"] == "queued"
+        got = await asyncio.wait_for(api.get(f"/profile-groups/{group['id']}/"), 5)
+        assert got.json()["evaluation"]["status"] == "running"
+        assert not running.done()
+        await conn.rollback()
+    result = await running
+    assert result is not None and result.status == "succeeded"
+    got = (await api.get(f"/profile-groups/{group['id']}/")).json()
+    assert got["evaluation"]["status"] == "pending"  # the follow-up is queued
+
+
 async def test_group_deleted_while_its_evaluation_runs(
     api: Api, app: Any, sessionmaker: AsyncSessionMaker, engine: AsyncEngine
 ) -> None:

@@ -232,7 +232,11 @@ class SegmentationRepository:
         its current rules. None when the group is gone, inactive or not dynamic."""
         group = (
             await self.session.execute(
-                select(ProfileGroup).where(ProfileGroup.id == group_id).with_for_update()
+                select(ProfileGroup)
+                .where(ProfileGroup.id == group_id)
+                # NO KEY UPDATE: conflicts with other evaluations and with the group's
+                # PATCH/DELETE (FOR UPDATE), not with inserts that only reference the group.
+                .with_for_update(key_share=True)
             )
         ).scalar_one_or_none()
         if group is None or not group.is_active or group.membership_type != "dynamic":
