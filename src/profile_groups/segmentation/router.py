@@ -1,7 +1,7 @@
 """Dynamic group endpoints (SPEC §7.2). Mounted before the groups router, so that
 /profile-groups/preview/ is not taken for a group id."""
 
-from typing import Annotated
+from typing import Annotated, Any, cast
 from uuid import UUID
 
 from arq.connections import ArqRedis
@@ -53,7 +53,9 @@ async def preview(
     first), without creating anything: for sizing an audience before saving it. Bounded by a
     statement timeout; a preview that does not finish in time is a 503."""
     timeout_ms: int = request.app.state.settings.PREVIEW_TIMEOUT_MS
-    return await service.preview(session, app.id, data.rule_tree, data.sample_size, timeout_ms)
+    # The tree arrives unvalidated (raw JSON): the service validates it, reporting every problem.
+    tree = cast(dict[str, Any], data.rule_tree)
+    return await service.preview(session, app.id, tree, data.sample_size, timeout_ms)
 
 
 @router.post(

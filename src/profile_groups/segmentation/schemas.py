@@ -3,7 +3,7 @@
 from typing import Annotated, Any, Literal, Union
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import Field, SkipValidation
 
 from profile_groups.kit.schemas import InputSchema, Schema, Timestamp
 
@@ -55,8 +55,10 @@ class RuleGroup(InputSchema):
 
 RuleGroup.model_rebuild()
 
+# The tree models give OpenAPI the shape; validation is skipped here because the service
+# validates the raw JSON itself, reporting every problem with its path (rules.py).
 RuleTree = Annotated[
-    dict[str, Any],
+    SkipValidation[RuleGroup | RuleLeaf],
     Field(
         description=(
             "A rule tree (SPEC §7.1): inner nodes `{operator: AND|OR, children: [1-50 nodes]}`, "
