@@ -119,6 +119,8 @@ async def test_unknown_condition_with_hint(api: Api) -> None:
         (leaf("nickname", "contains", "x" * 2001), ["value"], "at most 2000 characters"),
         (leaf("last_comment_at", "after", "yesterday"), ["value"], "ISO 8601"),
         (leaf("last_comment_at", "before", 1700000000), ["value"], "ISO 8601"),
+        (leaf("last_comment_at", "before", "0001-01-01T00:00:00+01:00"), ["value"], "ISO 8601"),
+        (leaf("nickname", "equals", "a\x00b"), ["value"], "Expected a string"),
         (leaf("has_ever_commented", "is", "true"), ["value"], "true or false"),
         (leaf("nickname", "is_empty", 1), ["value"], "true or false"),
         (leaf("total_reactions", "between", [5, 1]), ["value"], "low <= high"),

@@ -338,11 +338,12 @@ class _Walker:
                 return _decimal(raw), True
             return self._bad(where, f"Expected a number {what}.", "number_type")
         if dtype == "string":
-            if isinstance(raw, str) and len(raw) <= MAX_STRING_LENGTH:
+            # PostgreSQL text cannot hold NUL, so such a value could never match anything stored.
+            if isinstance(raw, str) and len(raw) <= MAX_STRING_LENGTH and "\x00" not in raw:
                 return raw, True
             return self._bad(
                 where,
-                f"Expected a string of at most {MAX_STRING_LENGTH} characters {what}.",
+                f"Expected a string of at most {MAX_STRING_LENGTH} characters (no NUL) {what}.",
                 "string_type",
             )
         if dtype == "datetime":
@@ -392,9 +393,9 @@ def parse_datetime(raw: Any) -> datetime | None:
         return None
     try:
         value = datetime.fromisoformat(raw)
-    except ValueError:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 shifted out of range
         return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def parse_rule_tree(
