@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from profile_groups.config import Settings
 from profile_groups.db import AsyncSessionMaker
 from profile_groups.models.segmentation import DynamicGroup
-from profile_groups.segmentation import tasks as segmentation_tasks
 from profile_groups.worker import worker_settings
 from tests.activity_helpers import ago, new_profile, send
 from tests.conftest import Api
@@ -37,10 +36,6 @@ COMMENTERS = {
 
 async def run_worker(settings: Settings) -> None:
     """A real arq worker in burst mode: runs what is queued (and its startup tick), then stops."""
-    # arq keeps a cron job's next run on the (module-level) CronJob: reset it so each worker of
-    # the test runs its startup tick, as a freshly started worker process does.
-    for job in segmentation_tasks.CRON_JOBS:
-        job.next_run = None
     worker = Worker(
         **worker_settings(
             settings.redis_url,

@@ -1,5 +1,6 @@
 """The arq worker: shares the API's engine factory and repositories (STYLE §5)."""
 
+from dataclasses import replace
 from typing import Any
 
 from arq.connections import RedisSettings
@@ -28,7 +29,12 @@ def worker_settings(redis_url: str | None = None, **overrides: Any) -> dict[str,
     settings = get_settings()
     return {
         "functions": [*activity_tasks.FUNCTIONS, *segmentation_tasks.FUNCTIONS],
-        "cron_jobs": [*activity_tasks.CRON_JOBS, *segmentation_tasks.CRON_JOBS],
+        # arq keeps a cron job's next run on the CronJob object itself: each worker gets its own
+        # copies, so a second worker in one process (run, tests) still runs its startup ticks.
+        "cron_jobs": [
+            replace(job, next_run=None)
+            for job in (*activity_tasks.CRON_JOBS, *segmentation_tasks.CRON_JOBS)
+        ],
         "on_startup": startup,
         "on_shutdown": shutdown,
         "redis_settings": RedisSettings.from_dsn(redis_url or settings.redis_url),

@@ -3,7 +3,7 @@
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 
 from profile_groups.attributes import service
 from profile_groups.attributes.registry import Category, Source
@@ -17,12 +17,11 @@ from profile_groups.kit.errors import (
     PermissionDenied,
     responses,
 )
-from profile_groups.kit.pagination import Page, PageParams, page_params
+from profile_groups.kit.pagination import Page, PageDep
 
 router = APIRouter(
     tags=["attributes"], responses=responses(BadRequest, NotAuthenticated, PermissionDenied)
 )
-PageDep = Annotated[PageParams, Depends(page_params)]
 
 
 @router.get(

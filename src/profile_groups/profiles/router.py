@@ -3,7 +3,7 @@
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from profile_groups.db import SessionDep
 from profile_groups.kit.auth import AppDep
@@ -15,7 +15,7 @@ from profile_groups.kit.errors import (
     PermissionDenied,
     responses,
 )
-from profile_groups.kit.pagination import Page, PageParams, page_params, page_response, paginate
+from profile_groups.kit.pagination import Page, PageDep, page_response, paginate
 from profile_groups.models import CustomAttribute as CustomAttributeModel
 from profile_groups.models import Profile as ProfileModel
 from profile_groups.profiles import service
@@ -36,7 +36,6 @@ router = APIRouter(
     tags=["profiles"],
     responses=responses(BadRequest, NotAuthenticated, PermissionDenied),
 )
-PageDep = Annotated[PageParams, Depends(page_params)]
 # Table columns (not ORM attributes) as pagination keys: typed as the SQL expressions they are.
 PROFILES = ProfileModel.__table__
 CUSTOM_ATTRIBUTES = CustomAttributeModel.__table__

@@ -1,11 +1,10 @@
 """Dynamic group endpoints (SPEC §7.2). Mounted before the groups router, so that
 /profile-groups/preview/ is not taken for a group id."""
 
-from typing import Annotated, Any, cast
+from typing import Any, cast
 from uuid import UUID
 
-from arq.connections import ArqRedis
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Request, status
 
 from profile_groups.db import SessionDep
 from profile_groups.groups.service import get_group
@@ -19,20 +18,12 @@ from profile_groups.kit.errors import (
     Unavailable,
     responses,
 )
-from profile_groups.kit.pagination import Page, PageParams, page_params, paginate
+from profile_groups.kit.pagination import Page, PageDep, paginate
+from profile_groups.kit.queue import ArqDep
 from profile_groups.models.segmentation import GroupEvaluation
 from profile_groups.segmentation import service
 from profile_groups.segmentation.repository import SegmentationRepository
 from profile_groups.segmentation.schemas import Evaluation, Preview, PreviewRequest
-
-
-def _arq(request: Request) -> ArqRedis:
-    pool: ArqRedis = request.app.state.arq
-    return pool
-
-
-ArqDep = Annotated[ArqRedis, Depends(_arq)]
-PageDep = Annotated[PageParams, Depends(page_params)]
 
 router = APIRouter(
     tags=["dynamic groups"],
