@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from profile_groups.attributes import repository
 from profile_groups.attributes.registry import AttributeDef, catalogue, resolve
 from profile_groups.attributes.schemas import Attribute, ProfileAttributeValues
-from profile_groups.kit.errors import NotFound, invalid_field
+from profile_groups.kit.errors import NotFound, found, invalid_field
 from profile_groups.kit.pagination import CursorCodec, Page, PageParams
 from profile_groups.kit.schemas import format_timestamp
 from profile_groups.models import Application
@@ -104,9 +104,7 @@ async def profile_attribute_values(
 ) -> ProfileAttributeValues:
     as_of = datetime.now(UTC)
     defs = await catalogue(session, app.id)
-    values = await repository.profile_values(session, app.id, profile_id, as_of, defs)
-    if values is None:
-        raise NotFound()
+    values = found(await repository.profile_values(session, app.id, profile_id, as_of, defs))
     return ProfileAttributeValues(
         as_of=as_of, values={k: _json_value(v) for k, v in values.items()}
     )

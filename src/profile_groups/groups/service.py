@@ -17,7 +17,7 @@ from profile_groups.groups.schemas import (
     Ruleset,
 )
 from profile_groups.groups.schemas import ProfileGroup as ProfileGroupOut
-from profile_groups.kit.errors import BadRequest, Conflict, NotFound, invalid_field
+from profile_groups.kit.errors import BadRequest, Conflict, NotFound, found, invalid_field
 from profile_groups.kit.repository import flush_or_conflict
 from profile_groups.models import Application, ProfileGroup
 from profile_groups.segmentation import service as segmentation
@@ -44,19 +44,13 @@ def parse_attribute_filters(values: Sequence[str]) -> list[tuple[str, str | None
 
 
 async def get_group(session: AsyncSession, app: Application, group_id: UUID) -> ProfileGroup:
-    group = await GroupRepository(session).get(app.id, group_id)
-    if group is None:
-        raise NotFound()
-    return group
+    return found(await GroupRepository(session).get(app.id, group_id))
 
 
 async def get_group_by_custom_id(
     session: AsyncSession, app: Application, custom_id: str
 ) -> ProfileGroup:
-    group = await GroupRepository(session).get_by_custom_id(app.id, custom_id)
-    if group is None:
-        raise NotFound()
-    return group
+    return found(await GroupRepository(session).get_by_custom_id(app.id, custom_id))
 
 
 async def views(session: AsyncSession, groups: Sequence[ProfileGroup]) -> list[ProfileGroupOut]:
@@ -113,9 +107,7 @@ async def update_group(
     data: ProfileGroupUpdate,
 ) -> ProfileGroup:
     repo = GroupRepository(session)
-    group = await repo.get(app.id, group_id, for_update=True)
-    if group is None:
-        raise NotFound()
+    group = found(await repo.get(app.id, group_id, for_update=True))
     changes: dict[str, Any] = data.model_dump(
         exclude_unset=True, exclude={"rule_tree", "membership_type"}
     )
@@ -141,9 +133,7 @@ async def update_group(
 
 async def delete_group(session: AsyncSession, app: Application, group_id: UUID) -> None:
     repo = GroupRepository(session)
-    group = await repo.get(app.id, group_id, for_update=True)
-    if group is None:
-        raise NotFound()
+    group = found(await repo.get(app.id, group_id, for_update=True))
     await repo.delete(group)
 
 
@@ -192,9 +182,7 @@ def _dedupe(ids: Sequence[str]) -> list[str]:
 async def _locked_static_group(
     repo: GroupRepository, app: Application, group_id: UUID
 ) -> ProfileGroup:
-    group = await repo.get(app.id, group_id, for_update=True)
-    if group is None:
-        raise NotFound()
+    group = found(await repo.get(app.id, group_id, for_update=True))
     if group.membership_type == "dynamic":
         raise Conflict("The members of a dynamic group are managed by its rules.")
     return group
@@ -249,7 +237,4 @@ async def get_member(
 ) -> Any:
     await get_group(session, app, group_id)
     pid = parse_uuid(profile_id)
-    member = await GroupRepository(session).get_member(group_id, pid) if pid else None
-    if member is None:
-        raise NotFound()
-    return member
+    return found(await GroupRepository(session).get_member(group_id, pid) if pid else None)

@@ -1,7 +1,7 @@
 """One error hierarchy and the handlers that render the contract's error body (SPEC §1)."""
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -11,6 +11,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+T = TypeVar("T")
 
 DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
     RedisConnectionError,
@@ -87,6 +89,13 @@ class NotFound(ProfileGroupsError):
     status_code = 404
     error_code = "not_found"
     default_detail = "Not found."
+
+
+def found(value: T | None) -> T:
+    """`value`, or the contract's 404 when a lookup found nothing."""
+    if value is None:
+        raise NotFound()
+    return value
 
 
 class MethodNotAllowed(ProfileGroupsError):

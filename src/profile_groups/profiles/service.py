@@ -25,6 +25,7 @@ from profile_groups.kit.errors import (
     Conflict,
     NotFound,
     PermissionDenied,
+    found,
     invalid_field,
 )
 from profile_groups.kit.repository import is_unique_violation
@@ -170,19 +171,13 @@ async def _checked(
 
 
 async def get_profile(session: AsyncSession, app: Application, profile_id: UUID) -> Profile:
-    profile = await ProfileRepository(session).get(app.id, profile_id)
-    if profile is None:
-        raise NotFound()
-    return profile
+    return found(await ProfileRepository(session).get(app.id, profile_id))
 
 
 async def get_profile_by_custom_id(
     session: AsyncSession, app: Application, custom_id: str
 ) -> Profile:
-    profile = await ProfileRepository(session).get_by_custom_id(app.id, custom_id)
-    if profile is None:
-        raise NotFound()
-    return profile
+    return found(await ProfileRepository(session).get_by_custom_id(app.id, custom_id))
 
 
 # Reads open to profile tokens (SPEC §2) ---------------------------------------------------
@@ -432,10 +427,7 @@ async def _resolve_bulk(
 async def get_custom_attribute(
     session: AsyncSession, app: Application, key: str
 ) -> CustomAttribute:
-    attribute = await CustomAttributeRepository(session).get(app.id, key)
-    if attribute is None:
-        raise NotFound()
-    return attribute
+    return found(await CustomAttributeRepository(session).get(app.id, key))
 
 
 async def create_custom_attribute(
