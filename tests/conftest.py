@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -27,6 +28,12 @@ from profile_groups.cli import _migrate
 from profile_groups.config import Settings
 from profile_groups.db import AsyncSessionMaker, create_engine, create_sessionmaker
 from profile_groups.embedded import EmbeddedServers, start_postgres, start_redis
+
+# CI runs the property tests on a fixed seed, so a landing never depends on a random draw; local
+# runs keep exploring new examples (and print the blob to reproduce any failure).
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+hypothesis_settings.register_profile("dev", print_blob=True)
+hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
 def _free_port() -> int:
