@@ -27,6 +27,11 @@ class Settings(BaseSettings):
     PREVIEW_TIMEOUT_MS: int = 10_000
 
     @property
+    def job_timeout_seconds(self) -> int:
+        """How long the worker lets one job run: twice the statement bound, at least a minute."""
+        return max(self.STATEMENT_TIMEOUT_MS // 1000 * 2, 60)
+
+    @property
     def database_url(self) -> str:
         if self.DATABASE_URL is None:
             raise RuntimeError(

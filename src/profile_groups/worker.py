@@ -40,7 +40,7 @@ def worker_settings(redis_url: str | None = None, **overrides: Any) -> dict[str,
         "redis_settings": RedisSettings.from_dsn(redis_url or settings.redis_url),
         "queue_name": QUEUE_NAME,
         "max_jobs": 4,
-        "job_timeout": max(settings.STATEMENT_TIMEOUT_MS // 1000 * 2, 60),
+        "job_timeout": settings.job_timeout_seconds,
         "keep_result": 60,
         **overrides,
     }

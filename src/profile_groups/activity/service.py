@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from profile_groups.activity.repository import ActivityRepository, EventColumns
 from profile_groups.activity.schemas import EventBatchResult, Rejection
+from profile_groups.kit.errors import RACE_SQLSTATES, sqlstate
 from profile_groups.models import Application
 
 # §5.2: the event types, and what each needs.
@@ -52,7 +53,6 @@ MAX_ID = 255
 _BIGINT = 2**63 - 1
 # Retries of a batch that lost a race (deadlock with a concurrent batch, profile deleted meanwhile).
 _ATTEMPTS = 3
-_RETRYABLE = {"40P01", "40001", "23503"}
 
 
 class Rejected(Exception):
@@ -209,12 +209,6 @@ def parse_event(item: Any, now: datetime) -> Parsed:
     )
 
 
-def _sqlstate(exc: DBAPIError) -> str | None:
-    return getattr(exc.orig, "sqlstate", None) or getattr(
-        getattr(exc.orig, "__cause__", None), "sqlstate", None
-    )
-
-
 async def ingest(session: AsyncSession, app: Application, items: Sequence[Any]) -> EventBatchResult:
     """Store a batch: the good items are kept, bad ones rejected with their index (SPEC §5.1).
 
@@ -260,7 +254,7 @@ async def ingest(session: AsyncSession, app: Application, items: Sequence[Any]) 
                 result = await repo.insert_events(app.id, batch)
             break
         except DBAPIError as exc:
-            if _sqlstate(exc) not in _RETRYABLE or attempt == _ATTEMPTS - 1:
+            if sqlstate(exc) not in RACE_SQLSTATES or attempt == _ATTEMPTS - 1:
                 raise
     unknown = result.unknown_profiles
     rejected += [Rejection(index=positions[i], detail="Unknown profile.") for i in unknown]

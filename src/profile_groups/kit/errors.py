@@ -21,8 +21,22 @@ DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
-# deadlock_detected, serialization_failure, foreign_key_violation
-RACE_SQLSTATES = frozenset({"40P01", "40001", "23503"})
+DEADLOCK_DETECTED = "40P01"
+UNIQUE_VIOLATION = "23505"
+QUERY_CANCELED = "57014"
+# deadlock_detected, serialization_failure, foreign_key_violation: a race lost to a concurrent
+# transaction (e.g. a profile deleted while it was being added); the work is safe to retry.
+RACE_SQLSTATES = frozenset({DEADLOCK_DETECTED, "40001", "23503"})
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The PostgreSQL SQLSTATE of a database error as SQLAlchemy wraps it, if any."""
+    orig = getattr(exc, "orig", None)
+    return (
+        getattr(orig, "sqlstate", None)
+        or getattr(orig, "pgcode", None)
+        or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
+    )
 
 
 class ErrorItem(BaseModel):
@@ -217,7 +231,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_db_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DBAPIError)
-        if getattr(exc.orig, "sqlstate", None) in RACE_SQLSTATES:
+        if sqlstate(exc) in RACE_SQLSTATES:
             # Rare races between concurrent requests (e.g. a member added while its profile is
             # deleted) end in a deadlock or a vanished row; the transaction rolled back whole.
             return error_response(

@@ -10,13 +10,11 @@ from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from profile_groups.kit.errors import Conflict
-
-UNIQUE_VIOLATION = "23505"
+from profile_groups.kit.errors import UNIQUE_VIOLATION, Conflict, sqlstate
 
 
 def is_unique_violation(exc: IntegrityError) -> bool:
-    return getattr(exc.orig, "sqlstate", None) == UNIQUE_VIOLATION or "unique" in str(exc).lower()
+    return sqlstate(exc) == UNIQUE_VIOLATION or "unique" in str(exc).lower()
 
 
 async def flush_or_conflict(session: AsyncSession, detail: str) -> None:

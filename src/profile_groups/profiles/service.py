@@ -21,12 +21,15 @@ from profile_groups.kit.auth import (
     ensure_own_profile_id,
 )
 from profile_groups.kit.errors import (
+    DEADLOCK_DETECTED,
+    UNIQUE_VIOLATION,
     BadRequest,
     Conflict,
     NotFound,
     PermissionDenied,
     found,
     invalid_field,
+    sqlstate,
 )
 from profile_groups.kit.repository import is_unique_violation
 from profile_groups.kit.schemas import as_utc
@@ -53,7 +56,7 @@ CUSTOM_ID_TAKEN = "A profile with this custom_id already exists."
 KEY_TAKEN = "A custom attribute with this key already exists."
 # Bulk writes retry when a concurrent request took a custom_id between our read and our write.
 BULK_ATTEMPTS = 3
-RETRY_SQLSTATES = {"23505", "40P01"}  # unique_violation, deadlock_detected
+RETRY_SQLSTATES = {UNIQUE_VIOLATION, DEADLOCK_DETECTED}
 
 # Platform attribute keys (and their aliases) cannot be custom keys (SPEC §4, §5.3).
 PLATFORM_KEYS = frozenset(PLATFORM_ATTRIBUTES) | frozenset(ALIASES)
@@ -346,7 +349,7 @@ async def bulk_upsert(session: AsyncSession, app: Application, body: ProfileBulk
         except DBAPIError as exc:
             # A concurrent request committed a custom_id we were about to take, or two batches
             # crossed on new rows (deadlock): the savepoint is gone, read again and rewrite.
-            if getattr(exc.orig, "sqlstate", None) not in RETRY_SQLSTATES:
+            if sqlstate(exc) not in RETRY_SQLSTATES:
                 raise
             if attempt == BULK_ATTEMPTS - 1:
                 raise Conflict(

@@ -18,7 +18,14 @@ from profile_groups.attributes.expressions import AttributeContext
 from profile_groups.attributes.registry import AttributeDef, catalogue
 from profile_groups.config import Settings, get_settings
 from profile_groups.db import AsyncSessionMaker, after_commit
-from profile_groups.kit.errors import BadRequest, Conflict, Unavailable
+from profile_groups.kit.errors import (
+    QUERY_CANCELED,
+    RACE_SQLSTATES,
+    BadRequest,
+    Conflict,
+    Unavailable,
+    sqlstate,
+)
 from profile_groups.models import ProfileGroup
 from profile_groups.models.segmentation import GroupEvaluation
 from profile_groups.segmentation.compiler import compile_tree
@@ -36,15 +43,6 @@ HISTORY_DAYS = 90
 # transaction only: with the server default (often 4MB) a million-profile evaluation spills to
 # temporary files. At most `max_jobs` (4) evaluations run per worker.
 EVALUATION_WORK_MEM = "64MB"
-# SQLSTATEs worth one immediate retry: deadlock, serialization failure, a profile deleted while
-# it was being added (foreign key violation).
-_RETRYABLE = {"40P01", "40001", "23503"}
-_TIMEOUT = "57014"
-
-
-def _sqlstate(exc: BaseException) -> str | None:
-    orig = getattr(exc, "orig", None)
-    return getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
 
 
 def _describe(errors: Sequence[dict[str, Any]]) -> str:
@@ -215,7 +213,7 @@ class _RulesNoLongerValid(Exception):
 def _error_text(exc: BaseException, timeout_ms: int) -> str:
     if isinstance(exc, _RulesNoLongerValid):
         return str(exc)
-    if isinstance(exc, DBAPIError) and _sqlstate(exc) == _TIMEOUT:
+    if isinstance(exc, DBAPIError) and sqlstate(exc) == QUERY_CANCELED:
         return f"The evaluation exceeded the statement timeout ({timeout_ms} ms)."
     first_line = (str(getattr(exc, "orig", None) or exc) or type(exc).__name__).splitlines()[0]
     return f"The evaluation failed: {first_line[:500]}"
@@ -267,7 +265,7 @@ async def run_evaluation(
                 counts = await repo.apply_diff(group, ctx, condition, as_of)
                 return await repo.finish(evaluation_id, current.ruleset_id, as_of, counts)
         except Exception as exc:
-            if attempt == 1 and isinstance(exc, DBAPIError) and _sqlstate(exc) in _RETRYABLE:
+            if attempt == 1 and isinstance(exc, DBAPIError) and sqlstate(exc) in RACE_SQLSTATES:
                 continue
             error = _error_text(exc, timeout_ms)
             log.warning(
@@ -290,13 +288,12 @@ async def schedule_tick(
     interval = timedelta(seconds=settings.EVALUATION_INTERVAL_SECONDS)
     # A worker kills a job after its timeout; a running row older than that whose transaction is
     # gone (not row-locked) was lost with its worker.
-    job_timeout = max(settings.STATEMENT_TIMEOUT_MS // 1000 * 2, 60)
     async with sessionmaker() as session, session.begin():
         repo = SegmentationRepository(session)
         due = await repo.request_due(now, interval)
         stale = await repo.stale_queued(now - REQUEUE_AFTER)
         lost = await repo.fail_lost(
-            now - timedelta(seconds=2 * job_timeout),
+            now - timedelta(seconds=2 * settings.job_timeout_seconds),
             "The worker running this evaluation stopped before it finished.",
         )
         pruned = await repo.prune_history(now - timedelta(days=HISTORY_DAYS))
@@ -335,7 +332,7 @@ async def preview(
         async with session.begin_nested():
             total, rows = await repo.preview(ctx, condition, sample_size)
     except DBAPIError as exc:
-        if _sqlstate(exc) != _TIMEOUT:
+        if sqlstate(exc) != QUERY_CANCELED:
             raise
         raise Unavailable(
             f"The preview did not finish within {timeout_ms} ms. The rule can still be saved: "
