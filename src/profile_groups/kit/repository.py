@@ -33,6 +33,11 @@ def like_escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+async def set_local(session: AsyncSession, name: str, value: str) -> None:
+    """SET LOCAL name = value (until the transaction or savepoint ends), the value bound."""
+    await session.execute(select(func.set_config(name, value, True)))
+
+
 async def count_of(session: AsyncSession, *where: ColumnElement[Any], frm: Any) -> int:
     stmt = select(func.count()).select_from(frm).where(*where)
     return int((await session.execute(stmt)).scalar_one())

@@ -28,7 +28,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from profile_groups.attributes.expressions import AttributeContext
-from profile_groups.kit.repository import count_of, uuid_array, uuid_value
+from profile_groups.kit.repository import count_of, set_local, uuid_array, uuid_value
 from profile_groups.models import GroupMembership, ProfileGroup
 from profile_groups.models.segmentation import DynamicGroup, GroupEvaluation, GroupRuleset
 
@@ -260,8 +260,7 @@ class SegmentationRepository:
         await self.set_local("statement_timeout", str(int(timeout_ms)))
 
     async def set_local(self, name: str, value: str) -> None:
-        """SET LOCAL name = value (until the transaction ends), the value a bound parameter."""
-        await self.session.execute(select(func.set_config(name, value, True)))
+        await set_local(self.session, name, value)
 
     async def clock(self) -> datetime:
         value: datetime = (await self.session.execute(select(func.clock_timestamp()))).scalar_one()
