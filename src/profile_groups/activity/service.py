@@ -3,14 +3,13 @@
 import math
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from profile_groups.activity.repository import ActivityRepository, EventColumns
+from profile_groups.activity.repository import ActivityRepository, EventRow
 from profile_groups.activity.schemas import EventBatchResult, Rejection
 from profile_groups.kit.errors import RACE_SQLSTATES, sqlstate
 from profile_groups.models import Application
@@ -80,9 +79,10 @@ def _string(item: dict[str, Any], key: str, limit: int = MAX_ID) -> str | None:
     return value
 
 
-def _occurred_at(value: Any, now: datetime) -> datetime:
+def _occurred_at(value: Any, now: datetime) -> str:
+    """The event's time as ISO 8601 text in UTC (the statement casts it)."""
     if value is None:
-        return now
+        return now.isoformat()
     if not isinstance(value, str):
         raise Rejected("'occurred_at' must be an ISO 8601 timestamp.")
     try:
@@ -93,7 +93,7 @@ def _occurred_at(value: Any, now: datetime) -> datetime:
         parsed = parsed.replace(tzinfo=UTC)  # input timestamps without a zone are UTC (SPEC §1)
     if parsed - now > MAX_FUTURE:
         raise Rejected("'occurred_at' is more than 5 minutes in the future.")
-    return parsed
+    return parsed.astimezone(UTC).isoformat()
 
 
 def _properties(item: dict[str, Any]) -> dict[str, Any]:
@@ -107,7 +107,7 @@ def _properties(item: dict[str, Any]) -> dict[str, Any]:
 
 def _typed_fields(
     type_: str, item: dict[str, Any], props: dict[str, Any]
-) -> tuple[Decimal | None, str | None, dict[str, Any]]:
+) -> tuple[int | float | None, str | None, dict[str, Any]]:
     """(value_num, value_text, properties) of one event, checked against §5.2."""
     value = item.get("value")
     if type_ == "streak_activity":
@@ -118,7 +118,7 @@ def _typed_fields(
         streak_type = props.get("streak_type", "consecutive")
         if streak_type not in STREAK_TYPES:
             raise Rejected("'properties.streak_type' must be 'consecutive' or 'periodic'.")
-        return Decimal(value), None, {**props, "streak_type": streak_type}
+        return value, None, {**props, "streak_type": streak_type}
     if type_ == "tier_changed":
         if value is None:
             raise Rejected("'value' is required for tier_changed (the new tier's name).")
@@ -140,7 +140,7 @@ def _typed_fields(
             raise Rejected(f"'value' is required for {type_} (the amount).")
         if not _is_number(value) or value < 0:
             raise Rejected(f"'value' of {type_} must be a number >= 0.")
-        return Decimal(str(value)), None, props
+        return value, None, props
     if type_ == "leaderboard_ranked":
         board = props.get("leaderboard_id")
         if board is None:
@@ -156,19 +156,7 @@ def _typed_fields(
     return None, None, props
 
 
-Parsed = tuple[
-    UUID | None,  # profile_id
-    str | None,  # custom_id
-    str,  # type
-    datetime,  # occurred_at
-    Decimal | None,  # value_num
-    str | None,  # value_text
-    dict[str, Any] | None,  # properties
-    str | None,  # client id
-]
-
-
-def parse_event(item: Any, now: datetime) -> Parsed:
+def parse_event(item: Any, now: datetime) -> EventRow:
     """Check one item of a batch against §5.1/§5.2; raises Rejected with the reason."""
     if not isinstance(item, dict):
         raise Rejected("Event must be a JSON object.")
@@ -183,10 +171,10 @@ def parse_event(item: Any, now: datetime) -> Parsed:
     custom_id = _string(item, "custom_id")
     if (raw_profile_id is None) == (custom_id is None):
         raise Rejected("Exactly one of 'profile_id' or 'custom_id' is required.")
-    profile_id: UUID | None = None
+    profile_id: str | None = None
     if raw_profile_id is not None:
         try:
-            profile_id = UUID(raw_profile_id)
+            profile_id = str(UUID(raw_profile_id))
         except (ValueError, TypeError, AttributeError):
             raise Rejected("'profile_id' must be a UUID.") from None
     client_id = _string(item, "id")
@@ -217,17 +205,17 @@ async def ingest(session: AsyncSession, app: Application, items: Sequence[Any]) 
     """
     now = datetime.now(UTC)
     rejected: list[Rejection] = []
-    batch = EventColumns()
+    rows: list[EventRow] = []
     positions: list[int] = []  # batch row -> index in the request
     seen_ids: set[str] = set()
     duplicates = 0
     for index, item in enumerate(items):
         try:
-            parsed = parse_event(item, now)
+            row = parse_event(item, now)
         except Rejected as exc:
             rejected.append(Rejection(index=index, detail=str(exc)))
             continue
-        client_id = parsed[7]
+        client_id = row[7]
         if client_id is not None:
             # A repeated id inside one batch is a retry too: the first one counts.
             if client_id in seen_ids:
@@ -235,14 +223,7 @@ async def ingest(session: AsyncSession, app: Application, items: Sequence[Any]) 
                 continue
             seen_ids.add(client_id)
         positions.append(index)
-        batch.profile_id.append(parsed[0])
-        batch.custom_id.append(parsed[1])
-        batch.type.append(parsed[2])
-        batch.occurred_at.append(parsed[3])
-        batch.value_num.append(parsed[4])
-        batch.value_text.append(parsed[5])
-        batch.properties.append(parsed[6])
-        batch.client_event_id.append(client_id)
+        rows.append(row)
     if not positions:
         return EventBatchResult(accepted=0, duplicates=duplicates, rejected=rejected)
 
@@ -251,7 +232,7 @@ async def ingest(session: AsyncSession, app: Application, items: Sequence[Any]) 
         try:
             # A savepoint keeps the request's transaction usable if the batch loses a race.
             async with session.begin_nested():
-                result = await repo.insert_events(app.id, batch)
+                result = await repo.insert_events(app.id, rows)
             break
         except DBAPIError as exc:
             if sqlstate(exc) not in RACE_SQLSTATES or attempt == _ATTEMPTS - 1:
