@@ -7,9 +7,12 @@ from profile_groups.activity.schemas import EventBatch, EventBatchResult
 from profile_groups.db import SessionDep
 from profile_groups.kit.auth import AppDep
 from profile_groups.kit.errors import BadRequest, NotAuthenticated, PermissionDenied, responses
+from profile_groups.kit.routing import JSONRoute
 
 router = APIRouter(
-    tags=["activity"], responses=responses(BadRequest, NotAuthenticated, PermissionDenied)
+    route_class=JSONRoute,
+    tags=["activity"],
+    responses=responses(BadRequest, NotAuthenticated, PermissionDenied),
 )
 
 

@@ -18,9 +18,12 @@ from profile_groups.kit.errors import (
     responses,
 )
 from profile_groups.kit.pagination import Page, PageDep
+from profile_groups.kit.routing import JSONRoute
 
 router = APIRouter(
-    tags=["attributes"], responses=responses(BadRequest, NotAuthenticated, PermissionDenied)
+    route_class=JSONRoute,
+    tags=["attributes"],
+    responses=responses(BadRequest, NotAuthenticated, PermissionDenied),
 )
 
 

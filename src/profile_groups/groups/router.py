@@ -28,6 +28,7 @@ from profile_groups.kit.errors import (
 )
 from profile_groups.kit.pagination import Page, PageDep, PageParams, page_response, paginate
 from profile_groups.kit.queue import ArqDep
+from profile_groups.kit.routing import JSONRoute
 from profile_groups.models import GroupMembership
 from profile_groups.models import ProfileGroup as ProfileGroupModel
 from profile_groups.profiles.service import (
@@ -37,6 +38,7 @@ from profile_groups.profiles.service import (
 )
 
 router = APIRouter(
+    route_class=JSONRoute,
     tags=["profile groups"],
     responses=responses(BadRequest, NotAuthenticated, PermissionDenied),
 )

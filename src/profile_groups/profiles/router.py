@@ -16,6 +16,7 @@ from profile_groups.kit.errors import (
     responses,
 )
 from profile_groups.kit.pagination import Page, PageDep, page_response, paginate
+from profile_groups.kit.routing import JSONRoute
 from profile_groups.models import CustomAttribute as CustomAttributeModel
 from profile_groups.models import Profile as ProfileModel
 from profile_groups.profiles import service
@@ -33,6 +34,7 @@ from profile_groups.profiles.schemas import (
 )
 
 router = APIRouter(
+    route_class=JSONRoute,
     tags=["profiles"],
     responses=responses(BadRequest, NotAuthenticated, PermissionDenied),
 )

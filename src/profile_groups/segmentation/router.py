@@ -20,12 +20,14 @@ from profile_groups.kit.errors import (
 )
 from profile_groups.kit.pagination import Page, PageDep, paginate
 from profile_groups.kit.queue import ArqDep
+from profile_groups.kit.routing import JSONRoute
 from profile_groups.models.segmentation import GroupEvaluation
 from profile_groups.segmentation import service
 from profile_groups.segmentation.repository import SegmentationRepository
 from profile_groups.segmentation.schemas import Evaluation, Preview, PreviewRequest
 
 router = APIRouter(
+    route_class=JSONRoute,
     tags=["dynamic groups"],
     responses=responses(BadRequest, NotAuthenticated, PermissionDenied),
 )
