@@ -112,6 +112,15 @@ async def test_values_and_properties_where_not_needed_are_tolerated(api: Api) ->
     assert result["accepted"] == 2
 
 
+async def test_any_spelling_of_a_profile_uuid_is_the_same_profile(api: Api) -> None:
+    p = await new_profile(api)
+    pid = p["id"]
+    spellings = [pid, pid.upper(), pid.replace("-", ""), "{" + pid + "}", f"urn:uuid:{pid}"]
+    result = await send(api, *({"type": "comment_posted", "profile_id": s} for s in spellings))
+    assert result == {"accepted": 5, "duplicates": 0, "rejected": []}
+    assert (await values(api, pid))["values"]["total_comments_posted"] == 5
+
+
 async def test_naive_timestamp_is_utc(api: Api) -> None:
     p = await new_profile(api)
     await send(

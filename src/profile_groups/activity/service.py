@@ -1,6 +1,7 @@
 """Rules of event ingestion (SPEC §5.1, §5.2): per-item checks, profiles, idempotency."""
 
 import math
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -50,6 +51,9 @@ FIELDS = frozenset({"id", "type", "profile_id", "custom_id", "occurred_at", "val
 MAX_FUTURE = timedelta(minutes=5)
 MAX_ID = 255
 _BIGINT = 2**63 - 1
+# The form nearly every client sends; checked by a regex, it skips UUID() (a sixth of a batch's
+# checks). Any other spelling UUID() accepts is still accepted, and canonicalised.
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 # Retries of a batch that lost a race (deadlock with a concurrent batch, profile deleted meanwhile).
 _ATTEMPTS = 3
 
@@ -77,6 +81,15 @@ def _string(item: dict[str, Any], key: str, limit: int = MAX_ID) -> str | None:
     if len(value) > limit:
         raise Rejected(f"'{key}' must be at most {limit} characters.")
     return value
+
+
+def _uuid_text(value: Any) -> str:
+    if isinstance(value, str) and _CANONICAL_UUID.match(value):
+        return value
+    try:
+        return str(UUID(value))
+    except (ValueError, TypeError, AttributeError):
+        raise Rejected("'profile_id' must be a UUID.") from None
 
 
 def _occurred_at(value: Any, now: datetime) -> str:
@@ -173,10 +186,7 @@ def parse_event(item: Any, now: datetime) -> EventRow:
         raise Rejected("Exactly one of 'profile_id' or 'custom_id' is required.")
     profile_id: str | None = None
     if raw_profile_id is not None:
-        try:
-            profile_id = str(UUID(raw_profile_id))
-        except (ValueError, TypeError, AttributeError):
-            raise Rejected("'profile_id' must be a UUID.") from None
+        profile_id = _uuid_text(raw_profile_id)
     client_id = _string(item, "id")
     occurred_at = _occurred_at(item.get("occurred_at"), now)
     if type_ in PLAIN_TYPES:
