@@ -121,6 +121,29 @@ async def test_any_spelling_of_a_profile_uuid_is_the_same_profile(api: Api) -> N
     assert (await values(api, pid))["values"]["total_comments_posted"] == 5
 
 
+async def test_every_iso_spelling_of_an_instant_is_that_instant(api: Api) -> None:
+    spellings = [
+        "2025-01-02T03:04:05.250000Z",
+        "2025-01-02T03:04:05.25+00:00",
+        "2025-01-02T03:04:05.250-00:00",
+        "2025-01-02T08:34:05.25+05:30",
+        "2025-01-01T21:04:05.25-06:00",
+        "2025-01-02 03:04:05.250000",  # naive: UTC
+        "20250102T030405.25Z",  # basic format
+        "2025-W01-4T03:04:05.25Z",  # week date
+        "2025-01-02T03:04:05.25000Z",
+        "2025-01-02T03:34:05.25+00:30:00",  # an offset with seconds
+    ]
+    for spelling in spellings:
+        p = await new_profile(api)
+        r = await send(
+            api, {"type": "comment_posted", "profile_id": p["id"], "occurred_at": spelling}
+        )
+        assert r["accepted"] == 1, (spelling, r)
+        got = (await values(api, p["id"]))["values"]["last_comment_at"]
+        assert got == "2025-01-02T03:04:05.250000Z", (spelling, got)
+
+
 async def test_naive_timestamp_is_utc(api: Api) -> None:
     p = await new_profile(api)
     await send(
