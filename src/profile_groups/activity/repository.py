@@ -45,7 +45,7 @@ EventRow = tuple[
     str | None,  # profile_id (canonical UUID text); exactly one of profile_id / custom_id is set
     str | None,  # custom_id
     str,  # type
-    str,  # occurred_at (ISO 8601, UTC)
+    str,  # occurred_at (ISO 8601 with an offset)
     int | float | None,  # value_num
     str | None,  # value_text
     dict[str, Any] | None,  # properties

@@ -51,8 +51,9 @@ FIELDS = frozenset({"id", "type", "profile_id", "custom_id", "occurred_at", "val
 MAX_FUTURE = timedelta(minutes=5)
 MAX_ID = 255
 _BIGINT = 2**63 - 1
-# The form nearly every client sends; checked by a regex, it skips UUID() (a sixth of a batch's
-# checks). Any other spelling UUID() accepts is still accepted, and canonicalised.
+# The spellings nearly every client sends, recognised by a regex so the common case skips the
+# costliest item checks: a timestamp with an explicit offset (passed to PostgreSQL as sent) and a
+# canonical UUID (no UUID() round trip). Other spellings are still accepted, and rewritten.
 _PLAIN_TIMESTAMP = re.compile(
     r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})\Z", re.ASCII
 )
@@ -109,9 +110,8 @@ def _occurred_at(value: Any, now: datetime) -> str:
         parsed = parsed.replace(tzinfo=UTC)  # input timestamps without a zone are UTC (SPEC §1)
     if parsed > now + MAX_FUTURE:
         raise Rejected("'occurred_at' is more than 5 minutes in the future.")
-    # The usual spelling, with an explicit offset, means the same instant to PostgreSQL and is
-    # passed on as sent; any other spelling Python reads (naive, basic format, week dates...)
-    # is rewritten. Rewriting every one was the costliest item check.
+    # The usual spelling means the same instant to PostgreSQL; any other one Python reads (naive,
+    # basic format, week dates, offsets with seconds) is rewritten in UTC.
     if _PLAIN_TIMESTAMP.match(value):
         return value
     return parsed.astimezone(UTC).isoformat()
