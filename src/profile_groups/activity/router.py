@@ -1,19 +1,12 @@
 """Event ingestion endpoint (SPEC §5.1)."""
 
-from fastapi import APIRouter
-
 from profile_groups.activity import service
 from profile_groups.activity.schemas import EventBatch, EventBatchResult
 from profile_groups.db import SessionDep
 from profile_groups.kit.auth import AppDep
-from profile_groups.kit.errors import BadRequest, NotAuthenticated, PermissionDenied, responses
-from profile_groups.kit.routing import JSONRoute
+from profile_groups.kit.routing import api_router
 
-router = APIRouter(
-    route_class=JSONRoute,
-    tags=["activity"],
-    responses=responses(BadRequest, NotAuthenticated, PermissionDenied),
-)
+router = api_router("activity")
 
 
 @router.post(

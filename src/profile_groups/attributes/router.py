@@ -3,7 +3,7 @@
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 
 from profile_groups.attributes import service
 from profile_groups.attributes.registry import Category, Source
@@ -11,20 +11,13 @@ from profile_groups.attributes.schemas import Attribute, ProfileAttributeValues
 from profile_groups.db import SessionDep
 from profile_groups.kit.auth import AppDep
 from profile_groups.kit.errors import (
-    BadRequest,
-    NotAuthenticated,
     NotFound,
-    PermissionDenied,
     responses,
 )
 from profile_groups.kit.pagination import Page, PageDep
-from profile_groups.kit.routing import JSONRoute
+from profile_groups.kit.routing import api_router
 
-router = APIRouter(
-    route_class=JSONRoute,
-    tags=["attributes"],
-    responses=responses(BadRequest, NotAuthenticated, PermissionDenied),
-)
+router = api_router("attributes")
 
 
 @router.get(

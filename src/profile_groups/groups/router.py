@@ -3,7 +3,7 @@
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import Query, Request, Response, status
 
 from profile_groups.db import SessionDep
 from profile_groups.groups import service
@@ -19,16 +19,13 @@ from profile_groups.groups.schemas import (
 )
 from profile_groups.kit.auth import AppDep, ReaderDep
 from profile_groups.kit.errors import (
-    BadRequest,
     Conflict,
-    NotAuthenticated,
     NotFound,
-    PermissionDenied,
     responses,
 )
 from profile_groups.kit.pagination import Page, PageDep, PageParams, page_response, paginate
 from profile_groups.kit.queue import ArqDep
-from profile_groups.kit.routing import JSONRoute
+from profile_groups.kit.routing import api_router
 from profile_groups.models import GroupMembership
 from profile_groups.models import ProfileGroup as ProfileGroupModel
 from profile_groups.profiles.service import (
@@ -37,11 +34,7 @@ from profile_groups.profiles.service import (
     readable_profile_by_custom_id,
 )
 
-router = APIRouter(
-    route_class=JSONRoute,
-    tags=["profile groups"],
-    responses=responses(BadRequest, NotAuthenticated, PermissionDenied),
-)
+router = api_router("profile groups")
 
 
 @router.post(

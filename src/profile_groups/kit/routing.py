@@ -1,4 +1,5 @@
-"""The route class of every API router: how JSON request bodies are parsed and checked."""
+"""Every feature's API router: how JSON request bodies are parsed and checked, and the errors
+every authenticated call documents."""
 
 import json
 import re
@@ -6,10 +7,16 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pydantic_core
-from fastapi import Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 
-from profile_groups.kit.errors import invalid_field
+from profile_groups.kit.errors import (
+    BadRequest,
+    NotAuthenticated,
+    PermissionDenied,
+    invalid_field,
+    responses,
+)
 
 BAD_TEXT = "Text must not contain NUL characters or unpaired surrogates."
 # The only ways a strictly parsed (UTF-8) JSON body can carry text PostgreSQL cannot store.
@@ -87,3 +94,12 @@ class JSONRoute(APIRoute):
             return await handler(checked)
 
         return route_handler
+
+
+def api_router(tag: str) -> APIRouter:
+    """A feature's router under /api/v1/applications/{client_id}."""
+    return APIRouter(
+        route_class=JSONRoute,
+        tags=[tag],
+        responses=responses(BadRequest, NotAuthenticated, PermissionDenied),
+    )

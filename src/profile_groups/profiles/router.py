@@ -3,20 +3,17 @@
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import Query, Request, Response, status
 
 from profile_groups.db import SessionDep
 from profile_groups.kit.auth import AppDep
 from profile_groups.kit.errors import (
-    BadRequest,
     Conflict,
-    NotAuthenticated,
     NotFound,
-    PermissionDenied,
     responses,
 )
 from profile_groups.kit.pagination import Page, PageDep, page_response, paginate
-from profile_groups.kit.routing import JSONRoute
+from profile_groups.kit.routing import api_router
 from profile_groups.models import CustomAttribute as CustomAttributeModel
 from profile_groups.models import Profile as ProfileModel
 from profile_groups.profiles import service
@@ -33,11 +30,7 @@ from profile_groups.profiles.schemas import (
     ProfileUpdate,
 )
 
-router = APIRouter(
-    route_class=JSONRoute,
-    tags=["profiles"],
-    responses=responses(BadRequest, NotAuthenticated, PermissionDenied),
-)
+router = api_router("profiles")
 # Table columns (not ORM attributes) as pagination keys: typed as the SQL expressions they are.
 PROFILES = ProfileModel.__table__
 CUSTOM_ATTRIBUTES = CustomAttributeModel.__table__

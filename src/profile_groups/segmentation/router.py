@@ -4,33 +4,26 @@
 from typing import Any, cast
 from uuid import UUID
 
-from fastapi import APIRouter, Request, status
+from fastapi import Request, status
 
 from profile_groups.db import SessionDep
 from profile_groups.groups.service import get_group
 from profile_groups.kit.auth import AppDep
 from profile_groups.kit.errors import (
-    BadRequest,
     Conflict,
-    NotAuthenticated,
     NotFound,
-    PermissionDenied,
     Unavailable,
     responses,
 )
 from profile_groups.kit.pagination import Page, PageDep, paginate
 from profile_groups.kit.queue import ArqDep
-from profile_groups.kit.routing import JSONRoute
+from profile_groups.kit.routing import api_router
 from profile_groups.models.segmentation import GroupEvaluation
 from profile_groups.segmentation import service
 from profile_groups.segmentation.repository import SegmentationRepository
 from profile_groups.segmentation.schemas import Evaluation, Preview, PreviewRequest
 
-router = APIRouter(
-    route_class=JSONRoute,
-    tags=["dynamic groups"],
-    responses=responses(BadRequest, NotAuthenticated, PermissionDenied),
-)
+router = api_router("dynamic groups")
 
 
 @router.post(
