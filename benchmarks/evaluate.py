@@ -21,7 +21,6 @@ the worker runs it. Usage:
 
 import argparse
 import asyncio
-import os
 import secrets
 import statistics
 import sys
@@ -34,12 +33,12 @@ from typing import Any
 
 from sqlalchemy import DateTime, TextClause, bindparam
 from sqlalchemy import text as sa_text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from profile_groups.cli import _migrate
+from scratch import scratch_database, url_text
+
 from profile_groups.config import Settings
 from profile_groups.db import AsyncSessionMaker, create_engine, create_sessionmaker
 from profile_groups.models import ProfileGroup
@@ -306,17 +305,8 @@ def line(label: str, ours: float, bare: float, counts: Any) -> None:
 
 
 async def main(n: int, repeat: int, keep: bool) -> None:
-    server = make_url(
-        os.environ.get("DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1/postgres")
-    )
-    name = f"pg_bench_eval_{secrets.token_hex(4)}"
-    admin = create_async_engine(server, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = server.set(database=name).render_as_string(hide_password=False)
-    try:
-        await asyncio.to_thread(_migrate, url)
-        settings = Settings(DATABASE_URL=url, STATEMENT_TIMEOUT_MS=600_000)
+    async with scratch_database("pg_bench_eval", keep=keep) as url:
+        settings = Settings(DATABASE_URL=url_text(url), STATEMENT_TIMEOUT_MS=600_000)
         engine = create_engine(settings)
         sessionmaker = create_sessionmaker(engine)
         t0 = time.perf_counter()
@@ -358,13 +348,6 @@ async def main(n: int, repeat: int, keep: bool) -> None:
             f"targets (first < 10 s, each within 1.5x of bare SQL): {'met' if target else 'MISSED'}"
         )
         await engine.dispose()
-    finally:
-        if not keep:
-            async with admin.connect() as conn:
-                await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        else:
-            print(f"kept database {name}")
-        await admin.dispose()
 
 
 if __name__ == "__main__":

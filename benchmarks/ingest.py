@@ -23,7 +23,6 @@ import asyncio
 import json
 import os
 import random
-import secrets
 import signal
 import socket
 import statistics
@@ -38,18 +37,18 @@ from typing import Any
 import asyncpg
 import httpx
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import create_async_engine
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from scratch import REDIS_URL, scratch_database, url_text  # noqa: E402
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect  # noqa: E402
 
 from profile_groups.activity.repository import _ingest_statement  # noqa: E402
 from profile_groups.activity.service import parse_event  # noqa: E402
 from profile_groups.applications.service import create_application  # noqa: E402
-from profile_groups.cli import _migrate  # noqa: E402
 from profile_groups.db import create_sessionmaker  # noqa: E402
 
 PROFILES = 100_000
@@ -201,19 +200,15 @@ def sql_rows(
 
 
 async def main(n_batches: int, clients: int, workers: int, rounds: int) -> None:
-    server = make_url(
-        os.environ.get("DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1/postgres")
-    )
-    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    name = f"pg_bench_ingest_{secrets.token_hex(4)}"
-    admin = create_async_engine(server, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = server.set(database=name).render_as_string(hide_password=False)
-    dsn = server.set(database=name, drivername="postgresql").render_as_string(hide_password=False)
+    async with scratch_database("pg_bench_ingest") as server_url:
+        await measure(server_url, n_batches, clients, workers, rounds)
+
+
+async def measure(server_url: URL, n_batches: int, clients: int, workers: int, rounds: int) -> None:
+    url = url_text(server_url)
+    dsn = url_text(server_url.set(drivername="postgresql"))
     proc: subprocess.Popen[bytes] | None = None
     try:
-        await asyncio.to_thread(_migrate, url)
         engine = create_async_engine(url)
         async with create_sessionmaker(engine)() as session, session.begin():
             application, issued = await create_application(session, "bench")
@@ -256,7 +251,7 @@ async def main(n_batches: int, clients: int, workers: int, rounds: int) -> None:
         env = {
             **os.environ,
             "DATABASE_URL": url,
-            "REDIS_URL": redis_url,
+            "REDIS_URL": REDIS_URL,
             "LOG_LEVEL": "WARNING",
             "DB_POOL_SIZE": str(max(clients, 4)),
         }
@@ -343,9 +338,6 @@ async def main(n_batches: int, clients: int, workers: int, rounds: int) -> None:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
 
 
 if __name__ == "__main__":

@@ -14,8 +14,6 @@ the SQL, without network noise. Usage:
 
 import argparse
 import asyncio
-import os
-import secrets
 import statistics
 import sys
 import time
@@ -26,14 +24,14 @@ from pathlib import Path
 
 import httpx
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from scratch import REDIS_URL, scratch_database, url_text
+
 from profile_groups.app import create_app
 from profile_groups.applications.service import create_application
-from profile_groups.cli import _migrate
 from profile_groups.config import Settings
 from profile_groups.db import create_sessionmaker
 
@@ -65,19 +63,8 @@ async def seed_profiles(engine: AsyncEngine, app_id: uuid.UUID, n: int) -> list[
 
 
 async def main(repeat: int) -> None:
-    server = make_url(
-        os.environ.get("DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1/postgres")
-    )
-    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    name = f"pg_bench_{secrets.token_hex(4)}"
-    admin = create_async_engine(server, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = server.set(database=name).render_as_string(hide_password=False)
-    await asyncio.to_thread(_migrate, url)
-    settings = Settings(DATABASE_URL=url, REDIS_URL=redis_url)
-    app = create_app(settings)
-    try:
+    async with scratch_database("pg_bench") as url:
+        app = create_app(Settings(DATABASE_URL=url_text(url), REDIS_URL=REDIS_URL))
         async with app.router.lifespan_context(app):
             engine: AsyncEngine = app.state.engine
             async with create_sessionmaker(engine)() as session, session.begin():
@@ -89,11 +76,6 @@ async def main(repeat: int) -> None:
             async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
                 await bench_add(client, engine, app_id, base, headers, repeat)
                 await bench_read(client, engine, app_id, base, headers, max(1, repeat // 2))
-    finally:
-        await asyncio.sleep(0)
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
 
 
 async def new_group(client: httpx.AsyncClient, base: str, headers: dict[str, str]) -> str:

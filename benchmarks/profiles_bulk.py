@@ -18,8 +18,6 @@ ASGITransport), so the ratio is framework + validation + service overhead over t
 import argparse
 import asyncio
 import json
-import os
-import secrets
 import sys
 import time
 import uuid
@@ -28,14 +26,14 @@ from typing import Any
 
 import httpx
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from scratch import REDIS_URL, scratch_database, url_text
+
 from profile_groups.app import create_app
 from profile_groups.applications.service import create_application
-from profile_groups.cli import _migrate
 from profile_groups.config import Settings
 from profile_groups.db import create_sessionmaker
 
@@ -123,18 +121,8 @@ async def sql_run(engine: AsyncEngine, app_id: uuid.UUID, batches: int, round_: 
 
 
 async def main(batches: int) -> None:
-    server = make_url(
-        os.environ.get("DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1/postgres")
-    )
-    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    name = f"pg_bench_{secrets.token_hex(4)}"
-    admin = create_async_engine(server, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = server.set(database=name).render_as_string(hide_password=False)
-    await asyncio.to_thread(_migrate, url)
-    app = create_app(Settings(DATABASE_URL=url, REDIS_URL=redis_url))
-    try:
+    async with scratch_database("pg_bench") as url:
+        app = create_app(Settings(DATABASE_URL=url_text(url), REDIS_URL=REDIS_URL))
         async with app.router.lifespan_context(app):
             engine: AsyncEngine = app.state.engine
             async with create_sessionmaker(engine)() as session, session.begin():
@@ -160,10 +148,6 @@ async def main(batches: int) -> None:
                         f"bare SQL {n / sql_s:,.0f} profiles/s ({sql_s:.2f} s), "
                         f"API/SQL time ratio {api_s / sql_s:.2f}"
                     )
-    finally:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,45 @@
+"""What every benchmark shares: a scratch database on the server named by DATABASE_URL."""
+
+import asyncio
+import os
+import secrets
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from profile_groups.cli import _migrate
+
+SERVER_URL = os.environ.get("DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1/postgres")
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def url_text(url: URL) -> str:
+    return url.render_as_string(hide_password=False)
+
+
+@asynccontextmanager
+async def scratch_database(prefix: str, keep: bool = False) -> AsyncIterator[URL]:
+    """A new database migrated to head, dropped on the way out unless `keep`."""
+    server = make_url(SERVER_URL)
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    admin = create_async_engine(server, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = server.set(database=name)
+    try:
+        await asyncio.to_thread(_migrate, url_text(url))
+        yield url
+    finally:
+        if keep:
+            print(f"kept database {name}")
+        else:
+            async with admin.connect() as conn:
+                await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
