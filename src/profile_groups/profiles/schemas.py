@@ -60,9 +60,11 @@ class ProfileCreate(InputSchema):
         return self
 
 
-class ProfileReplace(InputSchema):
+class ProfileReplace(ProfileCreate):
     """The whole profile for PUT: fields left out are cleared (`created_at` is kept)."""
 
+    # The same fields as a new profile: `id` is accepted so a client can PUT back the object it
+    # read, and must name the profile in the path.
     model_config = InputSchema.model_config | {
         "json_schema_extra": {
             "examples": [
@@ -70,18 +72,6 @@ class ProfileReplace(InputSchema):
             ]
         }
     }
-
-    # Accepted so a client can PUT back the object it read; it must name the profile in the path.
-    id: UUID | None = None
-    custom_id: CustomId | None = None
-    nickname: Nickname | None = None
-    custom_attributes: CustomAttributes | None = None
-    created_at: datetime | None = None
-
-    @model_validator(mode="after")
-    def _checks(self) -> Self:
-        _not_null(self, ("created_at",))
-        return self
 
 
 class ProfileUpdate(InputSchema):
