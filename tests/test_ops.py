@@ -1,9 +1,24 @@
 """Operational endpoints and the OpenAPI document (SPEC §8)."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import httpx
 
 from profile_groups.app import create_app
 from profile_groups.config import Settings
+
+NO_DATABASE = "postgresql+asyncpg://postgres@127.0.0.1:1/none"
+
+
+@asynccontextmanager
+async def client_with(settings: Settings, **broken: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of a started app whose settings differ by `broken` (e.g. a dead server)."""
+    app = create_app(settings.model_copy(update=broken))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            yield c
 
 
 async def test_healthz_readyz_metrics(client: httpx.AsyncClient) -> None:
@@ -19,14 +34,8 @@ async def test_healthz_readyz_metrics(client: httpx.AsyncClient) -> None:
 
 
 async def test_readyz_is_503_when_postgres_is_down(settings: Settings) -> None:
-    broken = settings.model_copy(
-        update={"DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:1/none"}
-    )
-    app = create_app(broken)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-            r = await c.get("/readyz")
+    async with client_with(settings, DATABASE_URL=NO_DATABASE) as c:
+        r = await c.get("/readyz")
     assert r.status_code == 503
     body = r.json()
     assert body["error_code"] == "unavailable"
@@ -36,29 +45,20 @@ async def test_readyz_is_503_when_postgres_is_down(settings: Settings) -> None:
 
 
 async def test_readyz_is_503_when_redis_is_down(settings: Settings) -> None:
-    app = create_app(settings.model_copy(update={"REDIS_URL": "redis://127.0.0.1:1/0"}))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-            r = await c.get("/readyz")
-            assert (await c.get("/healthz")).status_code == 200
+    async with client_with(settings, REDIS_URL="redis://127.0.0.1:1/0") as c:
+        r = await c.get("/readyz")
+        assert (await c.get("/healthz")).status_code == 200
     assert r.status_code == 503
     assert r.json()["checks"]["redis"].startswith("error")
     assert r.json()["checks"]["database"] == "ok"
 
 
 async def test_database_down_is_503_not_500(settings: Settings) -> None:
-    broken = settings.model_copy(
-        update={"DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:1/none"}
-    )
-    app = create_app(broken)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-            r = await c.get(
-                "/api/v1/applications/x/profile-groups/",
-                headers={"Authorization": "Bearer pgt_unknown"},
-            )
+    async with client_with(settings, DATABASE_URL=NO_DATABASE) as c:
+        r = await c.get(
+            "/api/v1/applications/x/profile-groups/",
+            headers={"Authorization": "Bearer pgt_unknown"},
+        )
     assert r.status_code == 503
     assert r.json()["error_code"] == "unavailable"
     assert r.headers["retry-after"]
