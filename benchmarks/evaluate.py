@@ -12,7 +12,7 @@ difference to a second group in the same database (same lock, same statements' s
 1. the first evaluation (empty group -> all matches inserted);
 2. a re-evaluation after 1% of the profiles changed (half now match, half no longer do).
 
-The service path is `segmentation.service.run_evaluation` (claim, lock, compile, diff, record), as
+The service path is `groups.evaluation.run_evaluation` (claim, lock, compile, diff, record), as
 the worker runs it. Usage:
 
     DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1/postgres \
@@ -42,8 +42,9 @@ from scratch import scratch_database, url_text
 from profile_groups.config import Settings
 from profile_groups.db import AsyncSessionMaker, create_engine, create_sessionmaker
 from profile_groups.models import ProfileGroup
-from profile_groups.segmentation import service
-from profile_groups.segmentation.repository import SegmentationRepository
+from profile_groups.groups import evaluation as service
+from profile_groups.groups.repositories.evaluations import EvaluationRepository
+from profile_groups.groups.repositories.rulesets import RulesetRepository
 
 RULE: dict[str, Any] = {
     "operator": "AND",
@@ -240,7 +241,7 @@ async def make_group(sessionmaker: AsyncSessionMaker, app_id: uuid.UUID, name: s
         session.add(group)
         await session.flush()
         await session.refresh(group)
-        repo = SegmentationRepository(session)
+        repo = RulesetRepository(session)
         ruleset = await repo.add_ruleset(group, RULE, ["toxicity_score", "total_comments_posted"])
         await repo.point_at(group, ruleset.id, datetime.now(UTC) + timedelta(hours=1))
     return group
@@ -248,7 +249,7 @@ async def make_group(sessionmaker: AsyncSessionMaker, app_id: uuid.UUID, name: s
 
 async def service_evaluation(sessionmaker: AsyncSessionMaker, group: ProfileGroup) -> Any:
     async with sessionmaker() as session, session.begin():
-        evaluation, _ = await SegmentationRepository(session).request(group.id, "manual")
+        evaluation, _ = await EvaluationRepository(session).request(group.id, "manual")
         assert evaluation is not None
     result = await service.run_evaluation(sessionmaker, evaluation.id, timeout_ms=600_000)
     assert result is not None and result.status == "succeeded", result and result.error

@@ -32,6 +32,7 @@ from scratch import REDIS_URL, scratch_database, url_text
 
 from profile_groups.app import create_app
 from profile_groups.applications.service import create_application
+from profile_groups.kit.state import app_state
 from profile_groups.config import Settings
 from profile_groups.db import create_sessionmaker
 
@@ -66,7 +67,7 @@ async def main(repeat: int) -> None:
     async with scratch_database("pg_bench") as url:
         app = create_app(Settings(DATABASE_URL=url_text(url), REDIS_URL=REDIS_URL))
         async with app.router.lifespan_context(app):
-            engine: AsyncEngine = app.state.engine
+            engine: AsyncEngine = app_state(app).engine
             async with create_sessionmaker(engine)() as session, session.begin():
                 application, issued = await create_application(session, "bench")
             app_id = application.id

@@ -6,10 +6,9 @@ from uuid import UUID
 from sqlalchemy import select, text
 
 from profile_groups.db import AsyncSessionMaker
-from profile_groups.models import ProfileGroup
 from profile_groups.models.segmentation import GroupEvaluation
-from profile_groups.segmentation import service
-from profile_groups.segmentation.repository import SegmentationRepository
+from profile_groups.groups import evaluation
+from profile_groups.groups.repositories.evaluations import EvaluationRepository
 from tests.conftest import Api
 
 TIMEOUT_MS = 60_000
@@ -18,22 +17,11 @@ TIMEOUT_MS = 60_000
 async def create_dynamic(
     api: Api, app: Any, sessionmaker: AsyncSessionMaker, tree: dict[str, Any], **fields: Any
 ) -> dict[str, Any]:
-    """POST a dynamic group. Stores its ruleset directly if the groups package does not yet."""
+    """POST a dynamic group (its first evaluation is queued, not run)."""
     body = {"name": "Dynamic", "membership_type": "dynamic", "rule_tree": tree, **fields}
     r = await api.post("/profile-groups/", json=body)
     assert r.status_code == 201, r.text
-    group = dict(r.json())
-    if group.get("ruleset") is None:
-        # Until groups/ wires segmentation.service.set_ruleset into create.
-        async with sessionmaker() as session, session.begin():
-            model = await session.get(ProfileGroup, UUID(group["id"]))
-            assert model is not None
-            await service.set_ruleset(session, app.state.arq, model, tree, "rule_change")
-        for callback in session.info.pop("after_commit", []):
-            await callback()
-        r = await api.get(f"/profile-groups/{group['id']}/")
-        group = dict(r.json())
-    return group
+    return dict(r.json())
 
 
 async def queued_id(sessionmaker: AsyncSessionMaker, group_id: str) -> UUID | None:
@@ -46,7 +34,7 @@ async def queued_id(sessionmaker: AsyncSessionMaker, group_id: str) -> UUID | No
 
 async def request(sessionmaker: AsyncSessionMaker, group_id: str, trigger: str = "manual") -> UUID:
     async with sessionmaker() as session, session.begin():
-        evaluation, _ = await SegmentationRepository(session).request(UUID(group_id), trigger)
+        evaluation, _ = await EvaluationRepository(session).request(UUID(group_id), trigger)
         assert evaluation is not None
         return evaluation.id
 
@@ -56,7 +44,7 @@ async def evaluate(
 ) -> GroupEvaluation | None:
     """Queue (or join the queued) evaluation of the group and run it here, without a worker."""
     evaluation_id = await request(sessionmaker, group_id)
-    return await service.run_evaluation(sessionmaker, evaluation_id, timeout_ms=timeout_ms)
+    return await evaluation.run_evaluation(sessionmaker, evaluation_id, timeout_ms=timeout_ms)
 
 
 async def member_ids(api: Api, group_id: str) -> set[str]:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from profile_groups.config import Settings
 from profile_groups.db import AsyncSessionMaker
 from profile_groups.models.segmentation import DynamicGroup
+from profile_groups.kit.state import app_state
 from profile_groups.worker import worker_settings
 from tests.activity_helpers import ago, new_profile, send
 from tests.conftest import Api
@@ -37,13 +38,7 @@ COMMENTERS = {
 async def run_worker(settings: Settings) -> None:
     """A real arq worker in burst mode: runs what is queued (and its startup tick), then stops."""
     worker = Worker(
-        **worker_settings(
-            settings.redis_url,
-            burst=True,
-            handle_signals=False,
-            poll_delay=0.05,
-            ctx={"settings": settings},
-        )
+        **worker_settings(settings, burst=True, handle_signals=False, poll_delay=0.05)
     )
     try:
         await asyncio.wait_for(worker.main(), timeout=60)
@@ -54,9 +49,9 @@ async def run_worker(settings: Settings) -> None:
 @pytest.fixture
 async def redis(app: Any) -> AsyncIterator[Any]:
     """The test's Redis database, emptied so jobs of other tests do not leak in."""
-    await app.state.arq.flushdb()
-    yield app.state.arq
-    await app.state.arq.flushdb()
+    await app_state(app).arq.flushdb()
+    yield app_state(app).arq
+    await app_state(app).arq.flushdb()
 
 
 # The group object ---------------------------------------------------------------------------
@@ -242,7 +237,7 @@ async def test_preview_is_bounded_by_a_statement_timeout(
     api: Api, app: Any, engine: AsyncEngine
 ) -> None:
     await new_profile(api)
-    settings = app.state.settings
+    settings = app_state(app).settings
     saved = settings.PREVIEW_TIMEOUT_MS
     settings.PREVIEW_TIMEOUT_MS = 200
     try:

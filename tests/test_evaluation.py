@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from profile_groups.config import Settings
 from profile_groups.db import AsyncSessionMaker
 from profile_groups.models.segmentation import DynamicGroup, GroupEvaluation
-from profile_groups.segmentation import service
+from profile_groups.groups import evaluation as service
+from profile_groups.kit.state import app_state
 from tests.activity_helpers import ago, new_profile, send
 from tests.conftest import Api
 from tests.segmentation_helpers import (
@@ -453,7 +454,7 @@ async def test_schedule_tick_queues_due_groups(
             .where(DynamicGroup.group_id.in_([UUID(due["id"]), UUID(inactive["id"])]))
             .values(next_evaluation_at=past)
         )
-    stats = await service.schedule_tick(sessionmaker, app.state.arq, settings)
+    stats = await service.schedule_tick(sessionmaker, app_state(app).arq, settings)
     assert stats["due"] == 1
     queued = await queued_id(sessionmaker, due["id"])
     assert queued is not None
@@ -473,7 +474,7 @@ async def test_schedule_tick_queues_due_groups(
             )
         ).scalar_one()
     assert next_at > datetime.now(UTC) + timedelta(seconds=settings.EVALUATION_INTERVAL_SECONDS - 5)
-    stats = await service.schedule_tick(sessionmaker, app.state.arq, settings)
+    stats = await service.schedule_tick(sessionmaker, app_state(app).arq, settings)
     assert stats["due"] == 0
     assert await queued_id(sessionmaker, due["id"]) == queued
 
@@ -508,10 +509,10 @@ async def test_schedule_tick_recovers_lost_work(
                 created_at=long_ago,
             )
         )
-    await app.state.arq.flushdb()
-    stats = await service.schedule_tick(sessionmaker, app.state.arq, settings)
+    await app_state(app).arq.flushdb()
+    stats = await service.schedule_tick(sessionmaker, app_state(app).arq, settings)
     assert stats["requeued"] == 1 and stats["enqueued"] == 1 and stats["lost"] == 1
-    assert await app.state.arq.exists(f"arq:job:evaluate:{queued}")
+    assert await app_state(app).arq.exists(f"arq:job:evaluate:{queued}")
     history = await _evaluations(api, group["id"])
     lost = [h for h in history if h["status"] == "failed"]
     assert len(lost) == 1 and "stopped before it finished" in lost[0]["error"]

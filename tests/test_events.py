@@ -6,10 +6,12 @@ from typing import Any
 
 import httpx
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from profile_groups.activity import tasks
 from profile_groups.config import Settings
 from profile_groups.db import AsyncSessionMaker
+from profile_groups.kit.state import WorkerState
 from tests.activity_helpers import ago, new_profile, send, values
 from tests.conftest import Api, Tenant
 
@@ -305,7 +307,7 @@ async def test_deleting_a_profile_removes_its_activity(
 
 
 async def test_retention_prunes_raw_events_but_not_all_time_attributes(
-    api: Api, sessionmaker: AsyncSessionMaker, settings: Settings
+    api: Api, engine: AsyncEngine, sessionmaker: AsyncSessionMaker, settings: Settings
 ) -> None:
     p = await new_profile(api)
     old = [
@@ -322,7 +324,7 @@ async def test_retention_prunes_raw_events_but_not_all_time_attributes(
     before = (await values(api, p["id"]))["values"]
     assert await event_count(sessionmaker) == 6
 
-    ctx = {"settings": settings, "sessionmaker": sessionmaker}
+    ctx = {"state": WorkerState(settings, engine, sessionmaker)}
     assert settings.EVENT_RETENTION_DAYS == 400
     assert await tasks.prune_old_events(ctx) == 5
     assert await event_count(sessionmaker) == 1
@@ -341,7 +343,11 @@ async def test_retention_prunes_raw_events_but_not_all_time_attributes(
 
 
 async def test_prune_works_in_batches(
-    api: Api, sessionmaker: AsyncSessionMaker, settings: Settings, monkeypatch: Any
+    api: Api,
+    engine: AsyncEngine,
+    sessionmaker: AsyncSessionMaker,
+    settings: Settings,
+    monkeypatch: Any,
 ) -> None:
     p = await new_profile(api)
     await send(
@@ -349,7 +355,7 @@ async def test_prune_works_in_batches(
         *[{"type": "reaction_added", "profile_id": p["id"], "occurred_at": ago(401)}] * 25,
     )
     monkeypatch.setattr(tasks, "PRUNE_BATCH_SIZE", 10)
-    ctx = {"settings": settings, "sessionmaker": sessionmaker}
+    ctx = {"state": WorkerState(settings, engine, sessionmaker)}
     assert await tasks.prune_old_events(ctx) == 25
     assert (await values(api, p["id"]))["values"]["total_reactions"] == 25
 
@@ -357,6 +363,6 @@ async def test_prune_works_in_batches(
 def test_prune_is_a_worker_cron_job() -> None:
     from profile_groups.worker import worker_settings
 
-    kwargs = worker_settings("redis://127.0.0.1:6379/2")
+    kwargs = worker_settings(Settings(REDIS_URL="redis://127.0.0.1:6379/2"))
     assert tasks.prune_old_events in kwargs["functions"]
     assert any(job.coroutine is tasks.prune_old_events for job in kwargs["cron_jobs"])

@@ -9,34 +9,41 @@ from redis.asyncio import ConnectionPool
 
 from profile_groups.config import Settings, get_settings
 from profile_groups.db import create_engine, create_sessionmaker
+from profile_groups.kit.cursor import CursorCodec
 from profile_groups.kit.errors import install_error_handlers
 from profile_groups.kit.logging import configure_logging
 from profile_groups.kit.middleware import RequestMiddleware
 from profile_groups.kit.openapi import DESCRIPTION
-from profile_groups.kit.pagination import CursorCodec
+from profile_groups.kit.state import AppState, bind
 from profile_groups.ops.router import router as ops_router
+from profile_groups.queue import QUEUE_NAME
 from profile_groups.routes import api_router
-from profile_groups.worker import QUEUE_NAME
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
+def create_app(settings: Settings) -> FastAPI:
+    """The API, built from `settings` alone (nothing reads the process environment later)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
-        app.state.engine = engine
-        app.state.sessionmaker = create_sessionmaker(engine)
-        # Connects lazily: the API starts (and /readyz answers 503) while Redis is down, and
-        # recovers by itself when it is back. The pool doubles as the readiness-check client.
-        app.state.arq = ArqRedis(
+        arq = ArqRedis(
             ConnectionPool.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5),
             default_queue_name=QUEUE_NAME,
+        )
+        bind(
+            app,
+            AppState(
+                settings=settings,
+                engine=engine,
+                sessionmaker=create_sessionmaker(engine),
+                arq=arq,
+                cursor_codec=CursorCodec(settings.CURSOR_SECRET.get_secret_value().encode()),
+            ),
         )
         try:
             yield
         finally:
-            await app.state.arq.aclose()
+            await arq.aclose()
             await engine.dispose()
 
     app = FastAPI(
@@ -46,8 +53,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         redirect_slashes=False,
     )
-    app.state.settings = settings
-    app.state.cursor_codec = CursorCodec(settings.CURSOR_SECRET.get_secret_value().encode())
     install_error_handlers(app)
     app.add_middleware(RequestMiddleware)
     app.include_router(ops_router)

@@ -121,11 +121,7 @@ def _serve(settings: Settings, api: bool, worker: bool) -> None:
         arq_worker = None
         if worker:
             # In `run` uvicorn owns the signals; the worker stops when the server does.
-            arq_worker = Worker(
-                **worker_settings(
-                    settings.redis_url, handle_signals=not api, ctx={"settings": settings}
-                )
-            )
+            arq_worker = Worker(**worker_settings(settings, handle_signals=not api))
             tasks.append(asyncio.create_task(arq_worker.async_run()))
         if api:
             config = uvicorn.Config(

@@ -1,9 +1,7 @@
 """Engine and session factory shared by the API, the worker and the CLI."""
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Annotated
+from collections.abc import Awaitable, Callable
 
-from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -47,18 +45,3 @@ def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
     Jobs must never see data that may still roll back, so they are not enqueued inside it.
     """
     session.info.setdefault("after_commit", []).append(callback)
-
-
-async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
-    sessionmaker: AsyncSessionMaker = request.app.state.sessionmaker
-    async with sessionmaker() as session:
-        async with session.begin():
-            yield session
-        for callback in session.info.pop("after_commit", []):
-            await callback()
-
-
-# One session and one transaction per request, committed on success and rolled back on error.
-# scope="function" ends it when the handler returns, so the commit happens before the response
-# is sent: a client never sees a success for data that did not commit.
-SessionDep = Annotated[AsyncSession, Depends(_request_session, scope="function")]

@@ -3,15 +3,17 @@
 from fastapi import APIRouter
 
 from profile_groups.activity.router import router as activity_router
+from profile_groups.attributes.router import custom_attributes_router
 from profile_groups.attributes.router import router as attributes_router
 from profile_groups.groups.router import router as groups_router
 from profile_groups.profiles.router import router as profiles_router
-from profile_groups.segmentation.router import router as segmentation_router
 
 api_router = APIRouter(prefix="/api/v1/applications/{client_id}")
-api_router.include_router(profiles_router)
-# Segmentation routes such as /profile-groups/preview/ must come before /profile-groups/{id}/.
-api_router.include_router(segmentation_router)
-api_router.include_router(groups_router)
-api_router.include_router(activity_router)
-api_router.include_router(attributes_router)
+for feature in (
+    profiles_router,
+    custom_attributes_router,
+    groups_router,
+    activity_router,
+    attributes_router,
+):
+    api_router.include_router(feature)

@@ -2,9 +2,9 @@
 
 from profile_groups.activity import service
 from profile_groups.activity.schemas import EventBatch, EventBatchResult
-from profile_groups.db import SessionDep
-from profile_groups.kit.auth import AppDep
+from profile_groups.applications.auth import AppDep
 from profile_groups.kit.routing import api_router
+from profile_groups.kit.state import SessionDep
 
 router = api_router("activity")
 

@@ -1,10 +1,10 @@
-"""Event batches in and their outcome out (SPEC §5.1)."""
+"""Event batches in and their outcome out (docs/activity.md)."""
 
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
-from profile_groups.kit.schemas import InputSchema
+from profile_groups.kit.schemas import InputSchema, ItemError
 
 MAX_BATCH = 1000
 
@@ -33,18 +33,17 @@ class EventBatch(InputSchema):
         list[Any],
         Field(
             max_length=MAX_BATCH,
-            description=f"Up to {MAX_BATCH} events (SPEC §5.1, §5.2).",
+            description=f"Up to {MAX_BATCH} events (docs/activity.md).",
             examples=[_EXAMPLE_EVENTS],
         ),
     ]
 
 
-class Rejection(BaseModel):
-    index: int
-    detail: str
-
-
 class EventBatchResult(BaseModel):
     accepted: int = Field(description="Events stored by this request.")
     duplicates: int = Field(description="Events whose client `id` was already accepted.")
-    rejected: list[Rejection] = Field(description="Refused items, by index in `events`.")
+    rejected: list[ItemError] = Field(description="Refused items, by index in `events`.")
+
+
+# The item error of every batch endpoint, under the name ingestion uses for it.
+Rejection = ItemError

@@ -6,8 +6,7 @@ from typing import Any
 from arq import cron
 
 from profile_groups.activity.service import prune_events
-from profile_groups.config import Settings
-from profile_groups.db import AsyncSessionMaker
+from profile_groups.kit.state import worker_state
 
 log = logging.getLogger("profile_groups.activity")
 
@@ -16,13 +15,13 @@ PRUNE_BATCH_SIZE = 10_000
 
 
 async def prune_old_events(ctx: dict[str, Any]) -> int:
-    """Delete raw events older than EVENT_RETENTION_DAYS (SPEC §5.1).
+    """Delete raw events older than EVENT_RETENTION_DAYS (docs/activity.md).
 
     All-time attributes live in the per-profile aggregates and are unaffected; only rolling windows
     read raw events, and they reach back at most 365 days.
     """
-    settings: Settings = ctx["settings"]
-    sessionmaker: AsyncSessionMaker = ctx["sessionmaker"]
+    wc = worker_state(ctx)
+    settings, sessionmaker = wc.settings, wc.sessionmaker
     total = 0
     while True:
         async with sessionmaker() as session, session.begin():

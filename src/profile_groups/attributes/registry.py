@@ -6,12 +6,6 @@ from here, so an attribute cannot mean one thing in a rule and another on screen
 
 from dataclasses import dataclass
 from typing import Literal, get_args
-from uuid import UUID
-
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from profile_groups.models import CustomAttribute
 
 DataType = Literal["number", "string", "boolean", "datetime"]
 Source = Literal["platform", "custom"]
@@ -255,18 +249,15 @@ _PLATFORM: tuple[AttributeDef, ...] = (
 
 PLATFORM_ATTRIBUTES: dict[str, AttributeDef] = {a.key: a for a in _PLATFORM}
 
-# Misspelt keys accepted for compatibility with the product page (§5.3).
+# Misspelt keys accepted for compatibility with the product page.
 ALIASES: dict[str, str] = {"tier_upragde_count": "tier_upgrade_count"}
+# Platform keys and their aliases, which a custom attribute may not take.
+PLATFORM_KEYS = frozenset(PLATFORM_ATTRIBUTES) | frozenset(ALIASES)
 
 
 def resolve(key: str) -> str:
     """The canonical key of `key` (an alias resolves to its attribute; anything else unchanged)."""
     return ALIASES.get(key, key)
-
-
-def is_platform_key(key: str) -> bool:
-    """Whether `key` names a platform attribute or an alias (custom attributes may not use it)."""
-    return key in PLATFORM_ATTRIBUTES or key in ALIASES
 
 
 def custom_attribute_def(key: str, data_type: DataType, description: str) -> AttributeDef:
@@ -280,25 +271,3 @@ def custom_attribute_def(key: str, data_type: DataType, description: str) -> Att
         conditions=conditions_for(data_type),
         supports_window=False,
     )
-
-
-async def custom_definitions(
-    session: AsyncSession, application_id: UUID
-) -> dict[str, AttributeDef]:
-    """The application's custom attributes, by key (sorted)."""
-    stmt = (
-        select(CustomAttribute.key, CustomAttribute.data_type, CustomAttribute.description)
-        .where(CustomAttribute.application_id == application_id)
-        .order_by(CustomAttribute.key)
-    )
-    rows = (await session.execute(stmt)).all()
-    out: dict[str, AttributeDef] = {}
-    for key, data_type, description in rows:
-        if data_type in DATA_TYPES:
-            out[key] = custom_attribute_def(key, data_type, description)
-    return out
-
-
-async def catalogue(session: AsyncSession, application_id: UUID) -> dict[str, AttributeDef]:
-    """Every attribute usable in the application's rules: platform ones first, then custom ones."""
-    return {**PLATFORM_ATTRIBUTES, **await custom_definitions(session, application_id)}

@@ -1,21 +1,42 @@
-"""The catalogue (SPEC §5.5) and a profile's attribute values (SPEC §5.6)."""
+"""Custom attribute definitions, the catalogue and a profile's attribute values
+(docs/activity.md, docs/profiles.md)."""
 
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from profile_groups.attributes import repository
-from profile_groups.attributes.registry import AttributeDef, catalogue, resolve
-from profile_groups.attributes.schemas import Attribute, ProfileAttributeValues
-from profile_groups.kit.errors import NotFound, found, invalid_field
-from profile_groups.kit.pagination import CursorCodec, Page, PageParams
-from profile_groups.kit.schemas import format_timestamp
-from profile_groups.models import Application
+from profile_groups.attributes.registry import (
+    PLATFORM_ATTRIBUTES,
+    PLATFORM_KEYS,
+    AttributeDef,
+    resolve,
+)
+from profile_groups.attributes.repository import CustomAttributeRepository
+from profile_groups.attributes.schemas import (
+    Attribute,
+    CustomAttributeCreate,
+    CustomAttributeUpdate,
+    ProfileAttributeValues,
+)
+from profile_groups.kit.errors import Conflict, NotFound, found, invalid_field
+from profile_groups.kit.pagination import Paged, PageRequest, paginate, paginate_sorted
+from profile_groups.kit.timestamps import format_timestamp
+from profile_groups.models import Application, CustomAttribute
+
+KEY_TAKEN = "A custom attribute with this key already exists."
+
+
+async def catalogue(session: AsyncSession, application_id: UUID) -> dict[str, AttributeDef]:
+    """Every attribute usable in the application's rules: platform ones first, then custom ones."""
+    custom = await CustomAttributeRepository(session).definitions(application_id)
+    return {**PLATFORM_ATTRIBUTES, **custom}
+
+
+# The catalogue ------------------------------------------------------------------------------
 
 
 def _sort_key(position: int, defn: AttributeDef) -> str:
@@ -25,69 +46,24 @@ def _sort_key(position: int, defn: AttributeDef) -> str:
 
 async def list_attributes(
     session: AsyncSession,
-    request: Request,
     app: Application,
-    params: PageParams,
+    page: PageRequest,
     *,
     category: str | None = None,
     source: str | None = None,
-) -> Page[Attribute]:
+) -> Paged[Attribute]:
     """One page of the catalogue. It is small and mostly in code, so it is paged in memory with
     the same signed keyset cursors as every other list."""
     defs = [
-        (_sort_key(i, d), d)
+        (_sort_key(i, d), Attribute.of(d))
         for i, d in enumerate((await catalogue(session, app.id)).values())
         if (category is None or d.category == category) and (source is None or d.source == source)
     ]
-    codec: CursorCodec = request.app.state.cursor_codec
-    forward, boundary = True, None
-    if params.cursor is not None:
-        key, forward = codec.decode(params.cursor)
-        if len(key) != 1 or not isinstance(key[0], str):
-            raise invalid_field(["query", "cursor"], "Invalid cursor.")
-        boundary = key[0]
-    return _page(request, codec, defs, params.page_size, boundary, forward)
-
-
-def _page(
-    request: Request,
-    codec: CursorCodec,
-    defs: Sequence[tuple[str, AttributeDef]],
-    size: int,
-    boundary: str | None,
-    forward: bool,
-) -> Page[Attribute]:
-    if boundary is None:
-        window, has_more = list(defs[:size]), len(defs) > size
-    elif forward:
-        after = [d for d in defs if d[0] > boundary]
-        window, has_more = after[:size], len(after) > size
-    else:
-        before = [d for d in defs if d[0] < boundary]
-        window, has_more = before[-size:], len(before) > size
-
-    def url(key: str, fwd: bool) -> str:
-        return str(request.url.include_query_params(cursor=codec.encode([key], forward=fwd)))
-
-    next_url = prev_url = None
-    if window:
-        if (forward and has_more) or (not forward and boundary is not None):
-            next_url = url(window[-1][0], True)
-        if (forward and boundary is not None) or (not forward and has_more):
-            prev_url = url(window[0][0], False)
-    return Page(
-        count=len(defs),
-        next=next_url,
-        previous=prev_url,
-        results=[Attribute.of(d) for _, d in window],
-    )
+    return paginate_sorted(page, defs)
 
 
 async def get_attribute(session: AsyncSession, app: Application, key: str) -> Attribute:
-    defn = (await catalogue(session, app.id)).get(resolve(key))
-    if defn is None:
-        raise NotFound()
-    return Attribute.of(defn)
+    return Attribute.of(found((await catalogue(session, app.id)).get(resolve(key))))
 
 
 def _json_value(value: Any) -> Any:
@@ -108,3 +84,75 @@ async def profile_attribute_values(
     return ProfileAttributeValues(
         as_of=as_of, values={k: _json_value(v) for k, v in values.items()}
     )
+
+
+# Custom attribute definitions -------------------------------------------------------------
+
+
+async def types_of(session: AsyncSession, app: Application, keys: list[str]) -> dict[str, str]:
+    """{key: data_type} of the defined ones among `keys`, in one query."""
+    return await CustomAttributeRepository(session).types_of(app.id, keys)
+
+
+async def list_custom_attributes(
+    session: AsyncSession, app: Application, page: PageRequest
+) -> Paged[CustomAttribute]:
+    repo = CustomAttributeRepository(session)
+    return await paginate(
+        session,
+        page,
+        repo.list_statement(app.id),
+        [(CustomAttribute.created_at, "created_at"), (CustomAttribute.key, "key")],
+        await repo.count(app.id),
+        entity=True,
+    )
+
+
+async def get_custom_attribute(
+    session: AsyncSession, app: Application, key: str
+) -> CustomAttribute:
+    return found(await CustomAttributeRepository(session).get(app.id, key))
+
+
+async def create_custom_attribute(
+    session: AsyncSession, app: Application, data: CustomAttributeCreate
+) -> CustomAttribute:
+    if data.key in PLATFORM_KEYS:
+        raise invalid_field(
+            ["body", "key"],
+            f"'{data.key}' is a platform attribute key; choose another key.",
+            "platform_attribute_key",
+        )
+    attribute = await CustomAttributeRepository(session).insert(
+        app.id, data.key, data.data_type, data.description
+    )
+    if attribute is None:
+        raise Conflict(KEY_TAKEN)
+    return attribute
+
+
+async def update_custom_attribute(
+    session: AsyncSession, app: Application, key: str, data: CustomAttributeUpdate
+) -> CustomAttribute:
+    repo = CustomAttributeRepository(session)
+    return found(await repo.update_description(app.id, key, data.description))
+
+
+async def delete_custom_attribute(session: AsyncSession, app: Application, key: str) -> None:
+    """Delete a definition and every profile's value of it; 409 naming the active dynamic
+    groups whose rules use the key.
+
+    The definition row is deleted (so locked) first: a concurrent delete of the same key waits,
+    and if a group uses it, raising rolls the whole request back.
+    """
+    repo = CustomAttributeRepository(session)
+    if not await repo.delete(app.id, key):
+        raise NotFound()
+    users = await repo.groups_reading(app.id, key)
+    if users:
+        named = ", ".join(f"'{name}' ({gid})" for gid, name in users)
+        raise Conflict(
+            f"The custom attribute '{key}' is used by the rules of active dynamic groups: "
+            f"{named}. Change those rules first."
+        )
+    await repo.strip_from_profiles(app.id, key)

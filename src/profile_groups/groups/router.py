@@ -1,14 +1,15 @@
-"""Profile group endpoints (SPEC §6). Handlers are thin: parse, call the service, shape."""
+"""Every /profile-groups/** endpoint, and a profile's groups (docs/groups.md,
+docs/segmentation.md). Handlers are thin: parse, call the service, shape."""
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, cast
 from uuid import UUID
 
-from fastapi import Query, Request, Response, status
+from fastapi import Query, Response, status
 
-from profile_groups.db import SessionDep
-from profile_groups.groups import service
-from profile_groups.groups.repository import GroupRepository
+from profile_groups.applications.auth import AppDep, ReaderDep
+from profile_groups.groups import evaluation, service
 from profile_groups.groups.schemas import (
+    Evaluation,
     Member,
     MembersAdded,
     MembersChange,
@@ -17,22 +18,13 @@ from profile_groups.groups.schemas import (
     ProfileGroupMembership,
     ProfileGroupUpdate,
 )
-from profile_groups.kit.auth import AppDep, ReaderDep
-from profile_groups.kit.errors import (
-    Conflict,
-    NotFound,
-    responses,
-)
-from profile_groups.kit.pagination import Page, PageDep, PageParams, page_response, paginate
-from profile_groups.kit.queue import ArqDep
+from profile_groups.kit.errors import Conflict, NotFound, Unavailable, responses
+from profile_groups.kit.pagination import Page, PageDep, render
 from profile_groups.kit.routing import api_router
-from profile_groups.models import GroupMembership
-from profile_groups.models import ProfileGroup as ProfileGroupModel
-from profile_groups.profiles.service import (
-    ensure_may_read_membership,
-    readable_profile,
-    readable_profile_by_custom_id,
-)
+from profile_groups.kit.state import ArqDep, SessionDep, SettingsDep
+from profile_groups.models.segmentation import GroupEvaluation
+from profile_groups.segmentation import service as segmentation
+from profile_groups.segmentation.schemas import Preview, PreviewRequest
 
 router = api_router("profile groups")
 
@@ -45,16 +37,16 @@ router = api_router("profile groups")
     summary="Create a profile group",
 )
 async def create_group(
-    data: ProfileGroupCreate, app: AppDep, session: SessionDep, arq: ArqDep
+    data: ProfileGroupCreate, app: AppDep, session: SessionDep, arq: ArqDep, settings: SettingsDep
 ) -> ProfileGroup:
     """Create a static group (members managed through the API) or a dynamic one (membership
     follows `rule_tree`). Only `name` is required. A taken `custom_id` is a 409."""
-    return await service.view(session, await service.create_group(session, arq, app, data))
+    group = await service.create_group(session, arq, settings, app, data)
+    return await service.view(session, group)
 
 
 @router.get("/profile-groups/", response_model=Page[ProfileGroup], summary="List profile groups")
 async def list_groups(
-    request: Request,
     app: AppDep,
     session: SessionDep,
     page: PageDep,
@@ -67,20 +59,35 @@ async def list_groups(
     ] = [],  # noqa: B006 - FastAPI copies defaults per request
 ) -> Response:
     """Active groups of the application, newest first. Filters combine with AND."""
-    repo = GroupRepository(session)
-    stmt = repo.list_statement(
-        app.id, service.list_filters(membership_type, custom_id, name, attribute)
-    )
-    rows, next_url, prev_url = await paginate(
+    paged = await service.list_groups(
         session,
-        request,
+        app,
         page,
-        stmt,
-        [(ProfileGroupModel.created_at, "created_at"), (ProfileGroupModel.id, "id")],
-        entity=True,
+        membership_type=membership_type,
+        custom_id=custom_id,
+        name=name,
+        attribute=attribute,
     )
-    results = await service.views(session, rows)
-    return page_response(ProfileGroup, await repo.count_rows(stmt), next_url, prev_url, results)
+    return render(ProfileGroup, paged)
+
+
+@router.post(
+    "/profile-groups/preview/",
+    response_model=Preview,
+    responses=responses(Unavailable),
+    summary="Preview a rule tree",
+)
+async def preview(
+    data: PreviewRequest, app: AppDep, session: SessionDep, settings: SettingsDep
+) -> Preview:
+    """Count the profiles a rule tree matches now and return a sample of them (newest profiles
+    first), without creating anything: for sizing an audience before saving it. Bounded by a
+    statement timeout; a preview that does not finish in time is a 503."""
+    # The tree arrives unvalidated (raw JSON): the service validates it, reporting every problem.
+    tree = cast(dict[str, Any], data.rule_tree)
+    return await segmentation.preview(
+        session, app.id, tree, data.sample_size, settings.PREVIEW_TIMEOUT_MS
+    )
 
 
 @router.get(
@@ -111,11 +118,16 @@ async def get_group_by_custom_id(custom_id: str, app: AppDep, session: SessionDe
     summary="Update a profile group",
 )
 async def update_group(
-    group_id: UUID, data: ProfileGroupUpdate, app: AppDep, session: SessionDep, arq: ArqDep
+    group_id: UUID,
+    data: ProfileGroupUpdate,
+    app: AppDep,
+    session: SessionDep,
+    arq: ArqDep,
+    settings: SettingsDep,
 ) -> ProfileGroup:
     """Partial update. `attributes` replaces the list. Setting `is_active` to false makes the
     group unavailable through the API (404) until `profile-groups groups activate`."""
-    group = await service.update_group(session, arq, app, group_id, data)
+    group = await service.update_group(session, arq, settings, app, group_id, data)
     return await service.view(session, group)
 
 
@@ -128,6 +140,9 @@ async def update_group(
 async def delete_group(group_id: UUID, app: AppDep, session: SessionDep) -> Response:
     await service.delete_group(session, app, group_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# Members ------------------------------------------------------------------------------------
 
 
 @router.post(
@@ -165,21 +180,9 @@ async def remove_members(
     responses=responses(NotFound),
     summary="List members",
 )
-async def list_members(
-    request: Request, group_id: UUID, app: AppDep, session: SessionDep, page: PageDep
-) -> Response:
+async def list_members(group_id: UUID, app: AppDep, session: SessionDep, page: PageDep) -> Response:
     """Members, newest membership first."""
-    group = await service.get_group(session, app, group_id)
-    stmt = GroupRepository(session).members_statement(group.id)
-    rows, next_url, prev_url = await paginate(
-        session,
-        request,
-        page,
-        stmt,
-        [(GroupMembership.created_at, "membership_created_at"), (GroupMembership.profile_id, "id")],
-    )
-    # profile_count is kept exact with the memberships, so it is the count.
-    return page_response(Member, group.profile_count, next_url, prev_url, rows)
+    return render(Member, await service.list_members(session, app, group_id, page))
 
 
 @router.get(
@@ -193,29 +196,45 @@ async def get_member(
 ) -> Member:
     """200 with the member when the profile is a member of the group, 404 otherwise.
     A profile token may ask about its own profile only."""
-    await ensure_may_read_membership(session, principal, profile_id)
-    member = await service.get_member(session, principal.app, group_id, profile_id)
-    return Member.model_validate(member)
+    return Member.model_validate(await service.get_member(session, principal, group_id, profile_id))
 
 
-async def _profile_groups_page(
-    request: Request, app_id: UUID, profile_id: UUID, session: SessionDep, page: PageParams
+# Evaluations --------------------------------------------------------------------------------
+
+
+@router.post(
+    "/profile-groups/{group_id}/evaluate/",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Evaluation,
+    responses=responses(NotFound, Conflict),
+    summary="Evaluate a dynamic group now",
+)
+async def evaluate(
+    group_id: UUID, app: AppDep, session: SessionDep, arq: ArqDep
+) -> GroupEvaluation:
+    """Queue an evaluation of the group's rules. A request made while one is already queued joins
+    it (the same evaluation is returned); one made while an evaluation runs queues one follow-up.
+    409 for a static group."""
+    group = await service.get_group(session, app, group_id)
+    return await evaluation.request_evaluation(session, arq, group)
+
+
+@router.get(
+    "/profile-groups/{group_id}/evaluations/",
+    response_model=Page[Evaluation],
+    responses=responses(NotFound),
+    summary="List a dynamic group's evaluations",
+)
+async def list_evaluations(
+    group_id: UUID, app: AppDep, session: SessionDep, page: PageDep
 ) -> Response:
-    repo = GroupRepository(session)
-    stmt = repo.profile_groups_statement(app_id, profile_id)
-    rows, next_url, prev_url = await paginate(
-        session,
-        request,
-        page,
-        stmt,
-        [
-            (GroupMembership.created_at, "membership_created_at"),
-            (GroupMembership.group_id, "group_id"),
-        ],
-    )
-    return page_response(
-        ProfileGroupMembership, await repo.count_rows(stmt), next_url, prev_url, rows
-    )
+    """The group's evaluations, newest first: queued, running and finished ones with their
+    counts, duration and error. A static group has none."""
+    group = await service.get_group(session, app, group_id)
+    return render(Evaluation, await evaluation.list_evaluations(session, group, page))
+
+
+# A profile's groups ---------------------------------------------------------------------------
 
 
 @router.get(
@@ -225,12 +244,12 @@ async def _profile_groups_page(
     summary="List the groups a profile is in",
 )
 async def profile_groups(
-    request: Request, profile_id: UUID, principal: ReaderDep, session: SessionDep, page: PageDep
+    profile_id: UUID, principal: ReaderDep, session: SessionDep, page: PageDep
 ) -> Response:
     """Static and dynamic groups alike, newest membership first; inactive groups are left out.
     A profile token may read its own profile's groups only."""
-    profile = await readable_profile(session, principal, profile_id)
-    return await _profile_groups_page(request, principal.app.id, profile.id, session, page)
+    paged = await service.profile_groups(session, principal, page, profile_id=profile_id)
+    return render(ProfileGroupMembership, paged)
 
 
 @router.get(
@@ -240,7 +259,7 @@ async def profile_groups(
     summary="List the groups a profile is in, by the profile's custom id",
 )
 async def profile_groups_by_custom_id(
-    request: Request, custom_id: str, principal: ReaderDep, session: SessionDep, page: PageDep
+    custom_id: str, principal: ReaderDep, session: SessionDep, page: PageDep
 ) -> Response:
-    profile = await readable_profile_by_custom_id(session, principal, custom_id)
-    return await _profile_groups_page(request, principal.app.id, profile.id, session, page)
+    paged = await service.profile_groups(session, principal, page, custom_id=custom_id)
+    return render(ProfileGroupMembership, paged)

@@ -1,4 +1,5 @@
-"""Group, member and membership schemas (SPEC §6). Examples are the product page's."""
+"""Group, member, membership and evaluation schemas (docs/groups.md, docs/segmentation.md).
+Examples are the product page's."""
 
 from typing import Annotated, Any, Literal, Self
 from uuid import UUID
@@ -12,7 +13,7 @@ from pydantic import (
     model_validator,
 )
 
-from profile_groups.kit.schemas import InputSchema, Schema, Timestamp
+from profile_groups.kit.schemas import InputSchema, Schema, Timestamp, refuse_nulls
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 Description = Annotated[str, StringConstraints(max_length=2000)]
@@ -113,7 +114,7 @@ class ProfileGroupUpdate(InputSchema):
     custom_id: CustomId | None = None
     attributes: Attributes | None = None
     rule_tree: dict[str, Any] | None = None
-    # Accepted only to answer with a clear 400: membership type cannot change (SPEC §6.2).
+    # Accepted only to answer with a clear 400: membership type cannot change.
     membership_type: MembershipType | None = Field(default=None, exclude=True)
 
     _check_keys = field_validator("attributes")(_unique_keys)
@@ -122,9 +123,7 @@ class ProfileGroupUpdate(InputSchema):
     def _no_type_change(self) -> Self:
         if "membership_type" in self.model_fields_set:
             raise ValueError("'membership_type' cannot be changed after a group is created.")
-        for field in ("name", "is_active", "description", "attributes"):
-            if field in self.model_fields_set and getattr(self, field) is None:
-                raise ValueError(f"'{field}' cannot be null.")
+        refuse_nulls(self, ("name", "is_active", "description", "attributes"))
         return self
 
 
@@ -138,6 +137,42 @@ class EvaluationState(Schema):
     status: Literal["pending", "running", "succeeded", "failed"]
     last_evaluated_at: Timestamp | None
     next_evaluation_at: Timestamp | None
+    error: str | None
+
+
+class Evaluation(Schema):
+    model_config = Schema.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "id": "0b5c3a8e-7d0e-4a53-9a34-3b0f5b0a3c11",
+                    "ruleset_id": "59019dcd-32c9-48d6-acdd-a304a974f886",
+                    "trigger": "schedule",
+                    "status": "succeeded",
+                    "as_of": "2025-04-28T12:20:00.000000Z",
+                    "started_at": "2025-04-28T12:20:00.000000Z",
+                    "finished_at": "2025-04-28T12:20:01.250000Z",
+                    "duration_ms": 1250,
+                    "matched_count": 200,
+                    "added_count": 12,
+                    "removed_count": 3,
+                    "error": None,
+                }
+            ]
+        }
+    }
+
+    id: UUID
+    ruleset_id: UUID
+    trigger: Literal["schedule", "rule_change", "manual"]
+    status: Literal["queued", "running", "succeeded", "failed"]
+    as_of: Timestamp | None
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
+    duration_ms: int | None
+    matched_count: int | None
+    added_count: int | None
+    removed_count: int | None
     error: str | None
 
 

@@ -1,28 +1,46 @@
-"""Rules of profile groups and static membership (SPEC §6)."""
+"""Rules of profile groups, their static members and a profile's groups (docs/groups.md)."""
 
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
 from arq.connections import ArqRedis
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from profile_groups.groups.repository import GroupFilters, GroupRepository
+from profile_groups.applications.auth import (
+    PROFILE_TOKEN_FORBIDDEN,
+    Principal,
+    check_may_ask,
+    readable,
+)
+from profile_groups.config import Settings
+from profile_groups.groups import evaluation
+from profile_groups.groups.repositories.groups import GroupFilters, GroupRepository
+from profile_groups.groups.repositories.membership import MembershipRepository
 from profile_groups.groups.schemas import (
-    EvaluationState,
     MembersAdded,
     MembersChange,
     ProfileGroupCreate,
     ProfileGroupUpdate,
-    Ruleset,
 )
 from profile_groups.groups.schemas import ProfileGroup as ProfileGroupOut
-from profile_groups.kit.errors import BadRequest, Conflict, NotFound, found, invalid_field
-from profile_groups.kit.repository import flush_or_conflict
-from profile_groups.models import Application, ProfileGroup
-from profile_groups.segmentation import service as segmentation
+from profile_groups.kit.errors import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    PermissionDenied,
+    found,
+    invalid_field,
+)
+from profile_groups.kit.pagination import Paged, PageRequest, paginate
+from profile_groups.kit.repository import count_rows, unique_or_conflict
+from profile_groups.models import Application, GroupMembership, ProfileGroup
+from profile_groups.segmentation.service import validate_rule_tree
 
-CUSTOM_ID_TAKEN = "A profile group with this custom_id already exists."
+CUSTOM_ID_TAKEN = {
+    "uq_profile_groups_application_custom_id": "A profile group with this custom_id already exists."
+}
 
 
 def parse_uuid(value: str) -> UUID | None:
@@ -54,17 +72,15 @@ async def get_group_by_custom_id(
 
 
 async def views(session: AsyncSession, groups: Sequence[ProfileGroup]) -> list[ProfileGroupOut]:
-    """The group objects of SPEC §6.1; dynamic ones get `ruleset` and `evaluation` (one query)."""
-    dynamic = await segmentation.dynamic_views(
+    """The group objects; dynamic ones get `ruleset` and `evaluation` (one query for all)."""
+    dynamic = await evaluation.states(
         session, [g.id for g in groups if g.membership_type == "dynamic"]
     )
     out = []
     for group in groups:
         view = ProfileGroupOut.model_validate(group)
         if group.id in dynamic:
-            ruleset, evaluation = dynamic[group.id]
-            view.ruleset = Ruleset.model_validate(ruleset)
-            view.evaluation = EvaluationState.model_validate(evaluation)
+            view.ruleset, view.evaluation = dynamic[group.id]
         out.append(view)
     return out
 
@@ -75,13 +91,17 @@ async def view(session: AsyncSession, group: ProfileGroup) -> ProfileGroupOut:
 
 
 async def create_group(
-    session: AsyncSession, arq: ArqRedis, app: Application, data: ProfileGroupCreate
+    session: AsyncSession,
+    arq: ArqRedis,
+    settings: Settings,
+    app: Application,
+    data: ProfileGroupCreate,
 ) -> ProfileGroup:
     if data.rule_tree is not None:
         # Every problem of the tree is reported before anything is written.
-        await segmentation.validate_rule_tree(session, app.id, data.rule_tree)
+        await validate_rule_tree(session, app.id, data.rule_tree)
     repo = GroupRepository(session)
-    group = await repo.add(
+    group = repo.add(
         ProfileGroup(
             application_id=app.id,
             name=data.name,
@@ -92,16 +112,17 @@ async def create_group(
             membership_type=data.membership_type,
         )
     )
-    await flush_or_conflict(session, CUSTOM_ID_TAKEN)
+    await unique_or_conflict(session, session.flush, CUSTOM_ID_TAKEN)
     await repo.refresh(group)
     if data.rule_tree is not None:
-        await segmentation.set_ruleset(session, arq, group, data.rule_tree, "rule_change")
+        await evaluation.set_ruleset(session, arq, settings, group, data.rule_tree)
     return group
 
 
 async def update_group(
     session: AsyncSession,
     arq: ArqRedis,
+    settings: Settings,
     app: Application,
     group_id: UUID,
     data: ProfileGroupUpdate,
@@ -119,15 +140,16 @@ async def update_group(
             raise invalid_field(["body", "rule_tree"], "Only a dynamic group has a rule tree.")
         if data.rule_tree is None:
             raise invalid_field(["body", "rule_tree"], "A dynamic group requires a rule tree.")
-        new_tree = await segmentation.validate_rule_tree(session, app.id, data.rule_tree)
+        await validate_rule_tree(session, app.id, data.rule_tree)
+        new_tree = data.rule_tree
     for field, value in changes.items():
         setattr(group, field, value)
     repo.touch(group)
-    await flush_or_conflict(session, CUSTOM_ID_TAKEN)
+    await unique_or_conflict(session, session.flush, CUSTOM_ID_TAKEN)
     await repo.refresh(group)
     if new_tree is not None:
         # A new ruleset with a new id; its evaluation is queued once the request commits.
-        await segmentation.set_ruleset(session, arq, group, new_tree, "rule_change")
+        await evaluation.set_ruleset(session, arq, settings, group, new_tree)
     return group
 
 
@@ -138,20 +160,33 @@ async def delete_group(session: AsyncSession, app: Application, group_id: UUID) 
 
 
 async def activate_group(session: AsyncSession, group_id: UUID) -> None:
-    """CLI: bring back a group deactivated through the API (SPEC §6.2)."""
+    """CLI: bring back a group deactivated through the API."""
     if not await GroupRepository(session).set_active(group_id, True):
         raise NotFound(f"No profile group with id {group_id}.")
 
 
-def list_filters(
-    membership_type: str | None, custom_id: str | None, name: str | None, attribute: Sequence[str]
-) -> GroupFilters:
-    return GroupFilters(
-        membership_type=membership_type,
-        custom_id=custom_id,
-        name=name,
-        attributes=parse_attribute_filters(attribute),
+async def list_groups(
+    session: AsyncSession,
+    app: Application,
+    page: PageRequest,
+    *,
+    membership_type: str | None,
+    custom_id: str | None,
+    name: str | None,
+    attribute: Sequence[str],
+) -> Paged[ProfileGroupOut]:
+    filters = GroupFilters(membership_type, custom_id, name, parse_attribute_filters(attribute))
+    repo = GroupRepository(session)
+    stmt = repo.list_statement(app.id, filters)
+    paged = await paginate(
+        session,
+        page,
+        stmt,
+        [(ProfileGroup.created_at, "created_at"), (ProfileGroup.id, "id")],
+        await count_rows(session, stmt),
+        entity=True,
     )
+    return Paged(await views(session, paged.rows), paged.count, paged.next, paged.previous)
 
 
 # Members ----------------------------------------------------------------------------------
@@ -180,16 +215,16 @@ def _dedupe(ids: Sequence[str]) -> list[str]:
 
 
 async def _locked_static_group(
-    repo: GroupRepository, app: Application, group_id: UUID
+    session: AsyncSession, app: Application, group_id: UUID
 ) -> ProfileGroup:
-    group = found(await repo.get(app.id, group_id, for_update=True))
+    group = found(await GroupRepository(session).get(app.id, group_id, for_update=True))
     if group.membership_type == "dynamic":
         raise Conflict("The members of a dynamic group are managed by its rules.")
     return group
 
 
 async def _resolve(
-    repo: GroupRepository, app: Application, space: str, ids: list[str]
+    repo: MembershipRepository, app: Application, space: str, ids: list[str]
 ) -> tuple[dict[str, UUID], list[str]]:
     """Map each requested id (in the space it was sent in) to a profile id; the rest are invalid."""
     if space == "profile_ids":
@@ -211,11 +246,10 @@ async def add_members(
 ) -> MembersAdded:
     space, ids = _ids_of(change, allow_synonym=False)
     ids = _dedupe(ids)
-    repo = GroupRepository(session)
-    group = await _locked_static_group(repo, app, group_id)
+    group = await _locked_static_group(session, app, group_id)
+    repo = MembershipRepository(session)
     resolved, invalid = await _resolve(repo, app, space, ids)
-    inserted = await repo.insert_members(app.id, group.id, list(set(resolved.values())))
-    await repo.add_to_count(group.id, len(inserted))
+    inserted = await repo.add(group, list(set(resolved.values())))
     added = [raw for raw, pid in resolved.items() if pid in inserted]
     already = [raw for raw, pid in resolved.items() if pid not in inserted]
     return MembersAdded(successfully_added=added, already_added=already, invalid_ids=invalid)
@@ -225,16 +259,81 @@ async def remove_members(
     session: AsyncSession, app: Application, group_id: UUID, change: MembersChange
 ) -> None:
     space, ids = _ids_of(change, allow_synonym=True)
-    repo = GroupRepository(session)
-    group = await _locked_static_group(repo, app, group_id)
+    group = await _locked_static_group(session, app, group_id)
+    repo = MembershipRepository(session)
     resolved, _ = await _resolve(repo, app, space, _dedupe(ids))
-    removed = await repo.delete_members(group.id, list(set(resolved.values())))
-    await repo.add_to_count(group.id, -removed)
+    await repo.remove(group, list(set(resolved.values())))
+
+
+async def list_members(
+    session: AsyncSession, app: Application, group_id: UUID, page: PageRequest
+) -> Paged[Any]:
+    """Members, newest membership first."""
+    group = await get_group(session, app, group_id)
+    return await paginate(
+        session,
+        page,
+        MembershipRepository(session).members_statement(group.id),
+        [(GroupMembership.created_at, "membership_created_at"), (GroupMembership.profile_id, "id")],
+        # profile_count is kept exact with the memberships, so it is the count.
+        group.profile_count,
+    )
 
 
 async def get_member(
-    session: AsyncSession, app: Application, group_id: UUID, profile_id: str
-) -> Any:
-    await get_group(session, app, group_id)
+    session: AsyncSession, principal: Principal, group_id: UUID, profile_id: str
+) -> Row[*tuple[Any, ...]]:
+    """The membership check; a profile token may ask about its own profile only."""
     pid = parse_uuid(profile_id)
-    return found(await GroupRepository(session).get_member(group_id, pid) if pid else None)
+    if not principal.is_producer:
+        if pid is None:
+            raise PermissionDenied(PROFILE_TOKEN_FORBIDDEN)
+        await readable_profile(session, principal, profile_id=pid)
+    await get_group(session, principal.app, group_id)
+    return found(await MembershipRepository(session).get_member(group_id, pid) if pid else None)
+
+
+# A profile's groups ---------------------------------------------------------------------------
+
+
+async def readable_profile(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    profile_id: UUID | None = None,
+    custom_id: str | None = None,
+) -> Row[UUID, str | None]:
+    """(id, custom_id) of the profile named by id or custom id, if the caller may read it."""
+    check_may_ask(principal, profile_id=profile_id, custom_id=custom_id)
+    rows = await MembershipRepository(session).resolve_profiles(
+        principal.app.id,
+        ids=[profile_id] if profile_id is not None else (),
+        custom_ids=[custom_id] if custom_id is not None else (),
+    )
+    return readable(
+        principal, rows[0] if rows else None, profile_id=profile_id, custom_id=custom_id
+    )
+
+
+async def profile_groups(
+    session: AsyncSession,
+    principal: Principal,
+    page: PageRequest,
+    *,
+    profile_id: UUID | None = None,
+    custom_id: str | None = None,
+) -> Paged[Any]:
+    """The groups a profile is in, static and dynamic alike, newest membership first."""
+    profile = await readable_profile(session, principal, profile_id=profile_id, custom_id=custom_id)
+    repo = MembershipRepository(session)
+    stmt = repo.profile_groups_statement(principal.app.id, profile.id)
+    return await paginate(
+        session,
+        page,
+        stmt,
+        [
+            (GroupMembership.created_at, "membership_created_at"),
+            (GroupMembership.group_id, "group_id"),
+        ],
+        await count_rows(session, stmt),
+    )

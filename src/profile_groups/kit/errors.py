@@ -21,12 +21,13 @@ DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
-DEADLOCK_DETECTED = "40P01"
 UNIQUE_VIOLATION = "23505"
 QUERY_CANCELED = "57014"
-# deadlock_detected, serialization_failure, foreign_key_violation: a race lost to a concurrent
-# transaction (e.g. a profile deleted while it was being added); the work is safe to retry.
-RACE_SQLSTATES = frozenset({DEADLOCK_DETECTED, "40001", "23503"})
+# A race lost to a concurrent transaction, after which the whole unit of work is safe to redo:
+# deadlock_detected, serialization_failure, foreign_key_violation (a profile deleted while it was
+# being added) and unique_violation (a custom_id taken by a batch that committed meanwhile).
+# kit.retry retries them; a request that still loses is a 409 (see on_db_error below).
+RACE_SQLSTATES = frozenset({"40P01", "40001", "23503", UNIQUE_VIOLATION})
 
 
 def sqlstate(exc: BaseException) -> str | None:
@@ -36,6 +37,14 @@ def sqlstate(exc: BaseException) -> str | None:
         getattr(orig, "sqlstate", None)
         or getattr(orig, "pgcode", None)
         or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
+    )
+
+
+def constraint_name(exc: BaseException) -> str | None:
+    """The name of the constraint (or unique index) a database error violated, from the driver."""
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "constraint_name", None) or getattr(
+        getattr(orig, "__cause__", None), "constraint_name", None
     )
 
 

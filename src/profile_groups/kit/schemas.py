@@ -1,24 +1,12 @@
-"""Base schemas: timestamps in the contract's format, ids as lowercase strings."""
+"""Base schemas: timestamps in the contract's format, strict inputs, the batch item error."""
 
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
-
-def format_timestamp(value: datetime) -> str:
-    """ISO 8601 UTC with microseconds and `Z`, e.g. 2025-04-28T12:16:49.670053Z (SPEC §1)."""
-    if value.tzinfo is not UTC:
-        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    # isoformat() is several times faster than strftime on large pages; it drops zero microseconds.
-    text = value.isoformat()[:-6]  # without "+00:00"
-    return text + ("Z" if value.microsecond else ".000000Z")
-
-
-def as_utc(value: datetime) -> datetime:
-    """Input timestamps without a zone are UTC (SPEC §1)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
+from profile_groups.kit.timestamps import format_timestamp
 
 Timestamp = Annotated[
     datetime, PlainSerializer(format_timestamp, return_type=str, when_used="json-unless-none")
@@ -35,5 +23,15 @@ class InputSchema(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def example(value: Any) -> dict[str, Any]:
-    return {"json_schema_extra": {"examples": [value]}}
+def refuse_nulls(model: BaseModel, fields: Sequence[str]) -> None:
+    """For a model validator: an optional field that was sent must not be null."""
+    for name in fields:
+        if name in model.model_fields_set and getattr(model, name) is None:
+            raise ValueError(f"'{name}' cannot be null.")
+
+
+class ItemError(Schema):
+    """One refused item of a batch, by its index in the request; the other items are kept."""
+
+    index: int = Field(description="Position of the item in the request's list (from 0).")
+    detail: str = Field(description="Why the item was refused.")

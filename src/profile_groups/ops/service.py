@@ -6,6 +6,7 @@ from alembic.script import ScriptDirectory
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from profile_groups.kit.state import app_state
 from profile_groups.ops.repository import current_revision
 
 _TIMEOUT = 2.0
@@ -26,7 +27,7 @@ def head_revision() -> str | None:
 
 async def _check_db(app: FastAPI) -> str:
     try:
-        async with app.state.engine.connect() as conn:
+        async with app_state(app).engine.connect() as conn:
             revision = await asyncio.wait_for(current_revision(conn), _TIMEOUT)
             await conn.execute(text("SELECT 1"))
     except Exception as exc:  # any failure means "not ready", reported, not raised
@@ -38,7 +39,7 @@ async def _check_db(app: FastAPI) -> str:
 
 async def _check_redis(app: FastAPI) -> str:
     try:
-        await asyncio.wait_for(app.state.arq.ping(), _TIMEOUT)
+        await asyncio.wait_for(app_state(app).arq.ping(), _TIMEOUT)
     except Exception as exc:
         return f"error: {type(exc).__name__}"
     return "ok"

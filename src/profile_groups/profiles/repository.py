@@ -1,4 +1,4 @@
-"""Every SQL statement of profiles and custom attribute definitions."""
+"""Every SQL statement of profiles."""
 
 from collections.abc import Sequence
 from typing import Any
@@ -9,7 +9,6 @@ from sqlalchemy import (
     Label,
     Row,
     Select,
-    and_,
     any_,
     bindparam,
     column,
@@ -26,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import DateTime, String
 
 from profile_groups.kit.repository import count_of, text_array, uuid_array, uuid_value
-from profile_groups.models import CustomAttribute, GroupMembership, Profile, ProfileGroup
+from profile_groups.models import Profile
 
 # The columns a profile is rendered from (RETURNING and SELECT alike).
 PROFILE_COLUMNS = (
@@ -119,53 +118,14 @@ class ProfileRepository:
         )
         return (await self.session.execute(stmt)).one_or_none()
 
-    async def delete(self, application_id: UUID, profile_id: UUID) -> bool:
-        """Delete a profile, keeping every group's profile_count exact in the same transaction.
-
-        Lock order (the same as member changes and evaluations take): the profile row first,
-        which waits for in-flight membership inserts naming it and blocks new ones; then the
-        groups it is in, FOR UPDATE in id order; then its memberships are deleted and the counts
-        decremented in one statement. Only then the profile itself goes (its activity by FK
-        cascade; no membership is left for the cascade to remove behind the counts' back).
-        """
-        locked = await self.session.execute(
-            select(Profile.id)
-            .where(Profile.application_id == application_id, Profile.id == profile_id)
-            .with_for_update()
-        )
-        if locked.scalar_one_or_none() is None:
-            return False
-        in_groups = select(GroupMembership.group_id).where(
-            GroupMembership.application_id == application_id,
-            GroupMembership.profile_id == profile_id,
-        )
-        await self.session.execute(
-            select(ProfileGroup.id)
-            .where(ProfileGroup.id.in_(in_groups))
-            .order_by(ProfileGroup.id)
-            .with_for_update()
-        )
-        # A fresh snapshot now that the groups are locked: exactly the memberships that exist.
-        gone = (
-            delete(GroupMembership)
-            .where(
-                GroupMembership.application_id == application_id,
-                GroupMembership.profile_id == profile_id,
-            )
-            .returning(GroupMembership.group_id)
-            .cte("gone")
-        )
-        await self.session.execute(
-            update(ProfileGroup)
-            .where(ProfileGroup.id.in_(select(gone.c.group_id)))
-            .values(profile_count=ProfileGroup.profile_count - 1)
-        )
+    async def delete(self, application_id: UUID, profile_id: UUID) -> None:
+        """Delete the profile; its activity goes by ON DELETE CASCADE. Its memberships must be
+        gone already (MembershipRepository.remove_profile), so every profile_count stays exact."""
         await self.session.execute(
             delete(Profile).where(
                 Profile.application_id == application_id, Profile.id == profile_id
             )
         )
-        return True
 
     # Bulk ----------------------------------------------------------------------------------
 
@@ -229,83 +189,3 @@ class ProfileRepository:
             },
         ).returning(INSERTED)
         return [bool(v) for v in (await self.session.execute(stmt)).scalars()]
-
-
-class CustomAttributeRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def get(self, application_id: UUID, key: str) -> CustomAttribute | None:
-        return await self.session.get(CustomAttribute, (application_id, key))
-
-    async def types_of(self, application_id: UUID, keys: Sequence[str]) -> dict[str, str]:
-        """{key: data_type} of the defined ones among `keys`, in one query."""
-        if not keys:
-            return {}
-        stmt = select(CustomAttribute.key, CustomAttribute.data_type).where(
-            CustomAttribute.application_id == application_id,
-            CustomAttribute.key == any_(text_array(keys)),
-        )
-        return {row.key: row.data_type for row in await self.session.execute(stmt)}
-
-    def list_statement(self, application_id: UUID) -> Select[CustomAttribute]:
-        return select(CustomAttribute).where(CustomAttribute.application_id == application_id)
-
-    async def count(self, application_id: UUID) -> int:
-        return await count_of(
-            self.session, CustomAttribute.application_id == application_id, frm=CustomAttribute
-        )
-
-    async def insert(
-        self, application_id: UUID, key: str, data_type: str, description: str
-    ) -> CustomAttribute | None:
-        """None when the key is already defined."""
-        stmt = (
-            insert(CustomAttribute)
-            .values(
-                application_id=application_id,
-                key=key,
-                data_type=data_type,
-                description=description,
-            )
-            .on_conflict_do_nothing()
-            .returning(CustomAttribute)
-        )
-        return (await self.session.execute(stmt)).scalar_one_or_none()
-
-    async def update_description(
-        self, application_id: UUID, key: str, description: str | None
-    ) -> CustomAttribute | None:
-        values: dict[str, Any] = {"updated_at": func.now()}
-        if description is not None:
-            values["description"] = description
-        stmt = (
-            update(CustomAttribute)
-            .where(CustomAttribute.application_id == application_id, CustomAttribute.key == key)
-            .values(**values)
-            .returning(CustomAttribute)
-            .execution_options(populate_existing=True)
-        )
-        return (await self.session.execute(stmt)).scalar_one_or_none()
-
-    async def delete(self, application_id: UUID, key: str) -> bool:
-        stmt = (
-            delete(CustomAttribute)
-            .where(CustomAttribute.application_id == application_id, CustomAttribute.key == key)
-            .returning(CustomAttribute.key)
-        )
-        return (await self.session.execute(stmt)).scalar_one_or_none() is not None
-
-    async def strip_from_profiles(self, application_id: UUID, key: str) -> None:
-        """Remove a deleted definition's values, so every stored value always matches a live
-        definition's type (a key defined again with another type starts empty)."""
-        await self.session.execute(
-            update(Profile)
-            .where(
-                and_(
-                    Profile.application_id == application_id,
-                    Profile.custom_attributes.has_key(key),
-                )
-            )
-            .values(custom_attributes=Profile.custom_attributes.op("-")(key))
-        )

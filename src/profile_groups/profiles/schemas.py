@@ -1,18 +1,15 @@
-"""Profile and custom attribute schemas (SPEC §3, §4)."""
+"""Profile schemas (docs/profiles.md)."""
 
 from datetime import datetime
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Self
 from uuid import UUID
 
 from pydantic import Field, StringConstraints, model_validator
 
-from profile_groups.kit.schemas import InputSchema, Schema, Timestamp
+from profile_groups.kit.schemas import InputSchema, ItemError, Schema, Timestamp, refuse_nulls
 
 CustomId = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 Nickname = Annotated[str, StringConstraints(max_length=255)]
-Description = Annotated[str, StringConstraints(max_length=2000)]
-AttributeKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
-DataType = Literal["number", "string", "boolean", "datetime"]
 # Values are checked against the application's definitions in the service (one query per request).
 CustomAttributes = dict[str, Any]
 MAX_BULK = 1000
@@ -25,12 +22,6 @@ PROFILE_EXAMPLE: dict[str, Any] = {
     "created_at": "2025-04-28T12:16:49.670053Z",
     "updated_at": "2025-04-28T12:16:49.670053Z",
 }
-
-
-def _not_null(model: InputSchema, fields: tuple[str, ...]) -> None:
-    for field in fields:
-        if field in model.model_fields_set and getattr(model, field) is None:
-            raise ValueError(f"'{field}' cannot be null.")
 
 
 class ProfileCreate(InputSchema):
@@ -56,7 +47,7 @@ class ProfileCreate(InputSchema):
 
     @model_validator(mode="after")
     def _checks(self) -> Self:
-        _not_null(self, ("created_at",))
+        refuse_nulls(self, ("created_at",))
         return self
 
 
@@ -91,7 +82,7 @@ class ProfileUpdate(InputSchema):
 
     @model_validator(mode="after")
     def _checks(self) -> Self:
-        _not_null(self, ("created_at", "custom_attributes"))
+        refuse_nulls(self, ("created_at", "custom_attributes"))
         return self
 
 
@@ -109,7 +100,7 @@ class BulkItem(InputSchema):
     def _checks(self) -> Self:
         if self.id is None and self.custom_id is None:
             raise ValueError("Each item needs an 'id' or a 'custom_id'.")
-        _not_null(self, ("created_at", "custom_attributes"))
+        refuse_nulls(self, ("created_at", "custom_attributes"))
         return self
 
 
@@ -134,11 +125,6 @@ class ProfileBulk(InputSchema):
     profiles: Annotated[list[Any], Field(max_length=MAX_BULK, description="Up to 1,000 profiles.")]
 
 
-class BulkError(Schema):
-    index: int
-    detail: str
-
-
 class BulkResult(Schema):
     model_config = Schema.model_config | {
         "json_schema_extra": {
@@ -160,7 +146,7 @@ class BulkResult(Schema):
 
     created: int
     updated: int
-    errors: list[BulkError]
+    errors: list[ItemError]
 
 
 class Profile(Schema):
@@ -170,71 +156,5 @@ class Profile(Schema):
     custom_id: str | None
     nickname: str | None
     custom_attributes: dict[str, Any]
-    created_at: Timestamp
-    updated_at: Timestamp
-
-
-# Custom attribute definitions ---------------------------------------------------------------
-
-
-class CustomAttributeCreate(InputSchema):
-    model_config = InputSchema.model_config | {
-        "json_schema_extra": {
-            "examples": [
-                {
-                    "key": "toxicity_score",
-                    "data_type": "number",
-                    "description": "Moderation score from 0 (fine) to 1 (toxic).",
-                }
-            ]
-        }
-    }
-
-    key: AttributeKey = Field(description="`^[a-z][a-z0-9_]{0,62}$`, not a platform attribute key.")
-    data_type: DataType
-    description: Description = ""
-
-
-class CustomAttributeUpdate(InputSchema):
-    """Only the description can change."""
-
-    model_config = InputSchema.model_config | {
-        "json_schema_extra": {"examples": [{"description": "Moderation score (0-1)."}]}
-    }
-
-    description: Description | None = None
-    # Accepted only to answer with a clear 400: key and type are fixed once defined.
-    key: Any = Field(default=None, exclude=True)
-    data_type: Any = Field(default=None, exclude=True)
-
-    @model_validator(mode="after")
-    def _fixed_fields(self) -> Self:
-        for field in ("key", "data_type"):
-            if field in self.model_fields_set:
-                raise ValueError(
-                    f"'{field}' cannot be changed; delete the attribute and define it again."
-                )
-        _not_null(self, ("description",))
-        return self
-
-
-class CustomAttribute(Schema):
-    model_config = Schema.model_config | {
-        "json_schema_extra": {
-            "examples": [
-                {
-                    "key": "toxicity_score",
-                    "data_type": "number",
-                    "description": "Moderation score from 0 (fine) to 1 (toxic).",
-                    "created_at": "2025-04-28T12:16:49.670053Z",
-                    "updated_at": "2025-04-28T12:16:49.670053Z",
-                }
-            ]
-        }
-    }
-
-    key: str
-    data_type: DataType
-    description: str
     created_at: Timestamp
     updated_at: Timestamp

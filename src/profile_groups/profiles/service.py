@@ -1,88 +1,45 @@
-"""Rules of profiles and custom attributes (SPEC §3, §4)."""
+"""Rules of profiles and their custom attribute values (docs/profiles.md)."""
 
 import math
 import uuid
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
 from pydantic import ValidationError
 from sqlalchemy import Row
-from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from profile_groups.attributes.registry import ALIASES, PLATFORM_ATTRIBUTES
-from profile_groups.kit.auth import (
-    PROFILE_TOKEN_FORBIDDEN,
-    Principal,
-    ensure_own_profile,
-    ensure_own_profile_id,
-)
-from profile_groups.kit.errors import (
-    DEADLOCK_DETECTED,
-    UNIQUE_VIOLATION,
-    BadRequest,
-    Conflict,
-    NotFound,
-    PermissionDenied,
-    found,
-    invalid_field,
-    sqlstate,
-)
-from profile_groups.kit.repository import is_unique_violation
-from profile_groups.kit.schemas import as_utc
-from profile_groups.models import Application, CustomAttribute, Profile
-from profile_groups.profiles.repository import CustomAttributeRepository, ProfileRepository
+from profile_groups.attributes.service import types_of
+from profile_groups.groups.repositories.membership import MembershipRepository
+from profile_groups.kit.errors import BadRequest, NotFound, found, invalid_field
+from profile_groups.kit.pagination import Paged, PageRequest, paginate
+from profile_groups.kit.repository import unique_or_conflict
+from profile_groups.kit.retry import retry_on_race
+from profile_groups.kit.schemas import ItemError
+from profile_groups.kit.timestamps import as_utc, format_timestamp, parse_timestamp
+from profile_groups.models import Application, Profile
+from profile_groups.profiles.repository import ProfileRepository
 from profile_groups.profiles.schemas import (
-    BulkError,
     BulkItem,
     BulkResult,
-    CustomAttributeCreate,
-    CustomAttributeUpdate,
     ProfileBulk,
     ProfileCreate,
     ProfileReplace,
     ProfileUpdate,
 )
-from profile_groups.segmentation.service import groups_using_attribute
 
 T = TypeVar("T")
 
 MAX_STRING_VALUE = 2000
-ID_TAKEN = "A profile with this id already exists."
-CUSTOM_ID_TAKEN = "A profile with this custom_id already exists."
-KEY_TAKEN = "A custom attribute with this key already exists."
-# Bulk writes retry when a concurrent request took a custom_id between our read and our write.
-BULK_ATTEMPTS = 3
-RETRY_SQLSTATES = {UNIQUE_VIOLATION, DEADLOCK_DETECTED}
-
-# Platform attribute keys (and their aliases) cannot be custom keys (SPEC §4, §5.3).
-PLATFORM_KEYS = frozenset(PLATFORM_ATTRIBUTES) | frozenset(ALIASES)
+PROFILE_CONFLICTS = {
+    "pk_profiles": "A profile with this id already exists.",
+    "uq_profiles_application_custom_id": "A profile with this custom_id already exists.",
+}
 
 
 # Custom attribute values -------------------------------------------------------------------
-
-
-def format_datetime_value(value: datetime) -> str:
-    """The stored form of a datetime attribute: UTC `YYYY-MM-DDTHH:MM:SS.ffffffZ`, which sorts
-    as text and casts with ::timestamptz. (strftime's %Y does not zero-pad years < 1000.)"""
-    v = as_utc(value)
-    return (
-        f"{v.year:04d}-{v.month:02d}-{v.day:02d}T"
-        f"{v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}Z"
-    )
-
-
-def _parse_datetime(value: Any) -> str | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        # Python 3.11 reads ISO 8601 with `Z`, offsets, fractions and date-only forms.
-        return format_datetime_value(datetime.fromisoformat(value.strip()))
-    except (ValueError, OverflowError):
-        return None
 
 
 _EXPECTED = {
@@ -103,8 +60,8 @@ def normalize_value(data_type: str, value: Any) -> tuple[bool, Any]:
     if data_type == "boolean":
         return isinstance(value, bool), value
     if data_type == "datetime":
-        stored = _parse_datetime(value)
-        return stored is not None, stored
+        parsed = parse_timestamp(value)
+        return parsed is not None, format_timestamp(parsed) if parsed is not None else None
     return False, value
 
 
@@ -125,7 +82,7 @@ async def check_attributes(
     `null` means unset: such keys land in `remove` and are not checked against definitions.
     """
     keys = sorted({k for obj in objects if obj for k, v in obj.items() if v is not None})
-    types = await CustomAttributeRepository(session).types_of(app.id, keys)
+    types = await types_of(session, app, keys)
     out = []
     for obj in objects:
         checked = CheckedAttributes()
@@ -173,6 +130,19 @@ async def _checked(
 # Profiles ---------------------------------------------------------------------------------
 
 
+async def list_profiles(
+    session: AsyncSession, app: Application, page: PageRequest, custom_id: str | None
+) -> Paged[Any]:
+    repo = ProfileRepository(session)
+    return await paginate(
+        session,
+        page,
+        repo.list_statement(app.id, custom_id),
+        [(Profile.created_at, "created_at"), (Profile.id, "id")],
+        await repo.count(app.id, custom_id),
+    )
+
+
 async def get_profile(session: AsyncSession, app: Application, profile_id: UUID) -> Profile:
     return found(await ProfileRepository(session).get(app.id, profile_id))
 
@@ -183,64 +153,9 @@ async def get_profile_by_custom_id(
     return found(await ProfileRepository(session).get_by_custom_id(app.id, custom_id))
 
 
-# Reads open to profile tokens (SPEC §2) ---------------------------------------------------
-
-
-def _missing(principal: Principal, own: bool) -> Exception:
-    # A profile token learns nothing about ids that are not its own: 403 whether or not they
-    # exist. Its own profile, or any profile for a producer, is a plain 404.
-    return NotFound() if principal.is_producer or own else PermissionDenied(PROFILE_TOKEN_FORBIDDEN)
-
-
-async def readable_profile(
-    session: AsyncSession, principal: Principal, profile_id: UUID
-) -> Profile:
-    """The profile, if the caller may read it: a producer any profile of its application, a
-    profile token only its own."""
-    ensure_own_profile_id(principal, profile_id)
-    profile = await ProfileRepository(session).get(principal.app.id, profile_id)
-    if profile is None:
-        raise _missing(principal, principal.profile_id == profile_id)
-    ensure_own_profile(principal, profile)
-    return profile
-
-
-async def readable_profile_by_custom_id(
-    session: AsyncSession, principal: Principal, custom_id: str
-) -> Profile:
-    if principal.custom_profile_id is not None and principal.custom_profile_id != custom_id:
-        raise PermissionDenied(PROFILE_TOKEN_FORBIDDEN)
-    profile = await ProfileRepository(session).get_by_custom_id(principal.app.id, custom_id)
-    if profile is None:
-        raise _missing(principal, principal.custom_profile_id == custom_id)
-    ensure_own_profile(principal, profile)
-    return profile
-
-
-async def ensure_may_read_membership(
-    session: AsyncSession, principal: Principal, profile_id: str
-) -> None:
-    """Membership check (SPEC §6.5): a profile token may only ask about its own profile."""
-    if principal.is_producer:
-        return
-    try:
-        parsed = UUID(profile_id)
-    except ValueError:
-        raise PermissionDenied(PROFILE_TOKEN_FORBIDDEN) from None
-    await readable_profile(session, principal, parsed)
-
-
-async def _or_conflict(session: AsyncSession, write: Awaitable[T]) -> T:
-    """Run one write in a savepoint; a duplicate id or custom_id becomes a 409 naming which."""
-    try:
-        async with session.begin_nested():
-            return await write
-    except IntegrityError as exc:
-        if not is_unique_violation(exc):
-            raise
-        if "uq_profiles_application_custom_id" in str(exc.orig):
-            raise Conflict(CUSTOM_ID_TAKEN) from exc
-        raise Conflict(ID_TAKEN) from exc
+def _or_conflict(session: AsyncSession, write: Callable[[], Awaitable[T]]) -> Awaitable[T]:
+    """A duplicate id or custom_id becomes a 409 naming which."""
+    return unique_or_conflict(session, write, PROFILE_CONFLICTS)
 
 
 async def create_profile(session: AsyncSession, app: Application, data: ProfileCreate) -> Row[Any]:
@@ -253,7 +168,7 @@ async def create_profile(session: AsyncSession, app: Application, data: ProfileC
     }
     if data.created_at is not None:
         values["created_at"] = as_utc(data.created_at)
-    return await _or_conflict(session, ProfileRepository(session).insert(app.id, values))
+    return await _or_conflict(session, lambda: ProfileRepository(session).insert(app.id, values))
 
 
 async def replace_profile(
@@ -270,7 +185,8 @@ async def replace_profile(
     }
     if data.created_at is not None:
         values["created_at"] = as_utc(data.created_at)
-    row = await _or_conflict(session, ProfileRepository(session).upsert(app.id, profile_id, values))
+    repo = ProfileRepository(session)
+    row = await _or_conflict(session, lambda: repo.upsert(app.id, profile_id, values))
     return row, bool(row.inserted)
 
 
@@ -281,9 +197,9 @@ async def update_profile(
     values = data.model_dump(exclude_unset=True, include={"custom_id", "nickname", "created_at"})
     if "created_at" in values:
         values["created_at"] = as_utc(values["created_at"])
+    repo = ProfileRepository(session)
     row = await _or_conflict(
-        session,
-        ProfileRepository(session).update(app.id, profile_id, values, checked.set, checked.remove),
+        session, lambda: repo.update(app.id, profile_id, values, checked.set, checked.remove)
     )
     if row is None:
         raise NotFound()
@@ -291,8 +207,11 @@ async def update_profile(
 
 
 async def delete_profile(session: AsyncSession, app: Application, profile_id: UUID) -> None:
-    if not await ProfileRepository(session).delete(app.id, profile_id):
+    """The profile leaves every group first (the one writer of memberships keeps the counts),
+    then goes with its activity."""
+    if not await MembershipRepository(session).remove_profile(app.id, profile_id):
         raise NotFound()
+    await ProfileRepository(session).delete(app.id, profile_id)
 
 
 # Bulk upsert ------------------------------------------------------------------------------
@@ -336,29 +255,21 @@ async def bulk_upsert(session: AsyncSession, app: Application, body: ProfileBulk
         else:
             valid.append((index, item, attrs))
 
-    created = updated = 0
-    for attempt in range(BULK_ATTEMPTS):
-        try:
-            async with session.begin_nested():
-                rows, row_errors = await _resolve_bulk(session, app, valid)
-                inserted = await ProfileRepository(session).bulk_upsert(app.id, rows)
-            created = sum(inserted)
-            updated = len(inserted) - created
-            errors.update(row_errors)
-            break
-        except DBAPIError as exc:
-            # A concurrent request committed a custom_id we were about to take, or two batches
-            # crossed on new rows (deadlock): the savepoint is gone, read again and rewrite.
-            if sqlstate(exc) not in RETRY_SQLSTATES:
-                raise
-            if attempt == BULK_ATTEMPTS - 1:
-                raise Conflict(
-                    "Profiles changed concurrently while this batch was written; retry it."
-                ) from exc
+    async def write() -> tuple[list[bool], dict[int, str]]:
+        # A concurrent request may commit a custom_id we were about to take, or two batches may
+        # cross on new rows (deadlock): the savepoint goes, and the batch is read and written anew.
+        async with session.begin_nested():
+            rows, row_errors = await _resolve_bulk(session, app, valid)
+            return await ProfileRepository(session).bulk_upsert(app.id, rows), row_errors
+
+    inserted, row_errors = await retry_on_race(write)
+    created = sum(inserted)
+    updated = len(inserted) - created
+    errors.update(row_errors)
     return BulkResult(
         created=created,
         updated=updated,
-        errors=[BulkError(index=i, detail=d) for i, d in sorted(errors.items())],
+        errors=[ItemError(index=i, detail=d) for i, d in sorted(errors.items())],
     )
 
 
@@ -422,60 +333,3 @@ async def _resolve_bulk(
     # profiles wait for each other instead of deadlocking.
     rows.sort(key=lambda r: (r["custom_id"] is None, r["custom_id"] or "", r["id"]))
     return rows, errors
-
-
-# Custom attribute definitions -------------------------------------------------------------
-
-
-async def get_custom_attribute(
-    session: AsyncSession, app: Application, key: str
-) -> CustomAttribute:
-    return found(await CustomAttributeRepository(session).get(app.id, key))
-
-
-async def create_custom_attribute(
-    session: AsyncSession, app: Application, data: CustomAttributeCreate
-) -> CustomAttribute:
-    if data.key in PLATFORM_KEYS:
-        raise invalid_field(
-            ["body", "key"],
-            f"'{data.key}' is a platform attribute key; choose another key.",
-            "platform_attribute_key",
-        )
-    attribute = await CustomAttributeRepository(session).insert(
-        app.id, data.key, data.data_type, data.description
-    )
-    if attribute is None:
-        raise Conflict(KEY_TAKEN)
-    return attribute
-
-
-async def update_custom_attribute(
-    session: AsyncSession, app: Application, key: str, data: CustomAttributeUpdate
-) -> CustomAttribute:
-    attribute = await CustomAttributeRepository(session).update_description(
-        app.id, key, data.description
-    )
-    if attribute is None:
-        raise NotFound()
-    return attribute
-
-
-async def delete_custom_attribute(session: AsyncSession, app: Application, key: str) -> None:
-    """Delete a definition and every profile's value of it; 409 naming the active dynamic
-    groups whose rules use the key (SPEC §4).
-
-    The definition row is deleted (so locked) first: a concurrent delete of the same key waits,
-    and if a group uses it, raising rolls the whole request back.
-    """
-    repo = CustomAttributeRepository(session)
-    if not await repo.delete(app.id, key):
-        raise NotFound()
-    users = await groups_using_attribute(session, app.id, key)
-    if users:
-        named = ", ".join(f"'{name}' ({gid})" for gid, name in users)
-        raise Conflict(
-            f"The custom attribute '{key}' is used by the rules of active dynamic groups: "
-            f"{named}. Change those rules first."
-        )
-    await repo.strip_from_profiles(app.id, key)

@@ -9,7 +9,7 @@ import difflib
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal, get_args
 
@@ -22,6 +22,7 @@ from profile_groups.attributes.registry import (
     Condition,
     resolve,
 )
+from profile_groups.kit.timestamps import parse_timestamp
 
 Operator = Literal["AND", "OR"]
 OPERATORS: tuple[Operator, ...] = get_args(Operator)
@@ -347,7 +348,7 @@ class _Walker:
                 "string_type",
             )
         if dtype == "datetime":
-            parsed = parse_datetime(raw)
+            parsed = parse_timestamp(raw)
             if parsed is not None:
                 return parsed, True
             return self._bad(
@@ -385,17 +386,6 @@ def _type_name(dtype: str) -> str:
     return {"number": "number", "string": "string", "datetime": "ISO 8601 datetime"}.get(
         dtype, "value"
     )
-
-
-def parse_datetime(raw: Any) -> datetime | None:
-    """An ISO 8601 string as an aware UTC datetime; input without a zone is UTC (SPEC §1)."""
-    if not isinstance(raw, str):
-        return None
-    try:
-        value = datetime.fromisoformat(raw)
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 shifted out of range
-        return None
 
 
 def parse_rule_tree(

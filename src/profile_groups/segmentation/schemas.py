@@ -71,42 +71,6 @@ RuleTree = Annotated[
 ]
 
 
-class Evaluation(Schema):
-    model_config = Schema.model_config | {
-        "json_schema_extra": {
-            "examples": [
-                {
-                    "id": "0b5c3a8e-7d0e-4a53-9a34-3b0f5b0a3c11",
-                    "ruleset_id": "59019dcd-32c9-48d6-acdd-a304a974f886",
-                    "trigger": "schedule",
-                    "status": "succeeded",
-                    "as_of": "2025-04-28T12:20:00.000000Z",
-                    "started_at": "2025-04-28T12:20:00.000000Z",
-                    "finished_at": "2025-04-28T12:20:01.250000Z",
-                    "duration_ms": 1250,
-                    "matched_count": 200,
-                    "added_count": 12,
-                    "removed_count": 3,
-                    "error": None,
-                }
-            ]
-        }
-    }
-
-    id: UUID
-    ruleset_id: UUID
-    trigger: Literal["schedule", "rule_change", "manual"]
-    status: Literal["queued", "running", "succeeded", "failed"]
-    as_of: Timestamp | None
-    started_at: Timestamp | None
-    finished_at: Timestamp | None
-    duration_ms: int | None
-    matched_count: int | None
-    added_count: int | None
-    removed_count: int | None
-    error: str | None
-
-
 class PreviewRequest(InputSchema):
     model_config = InputSchema.model_config | {
         "json_schema_extra": {"examples": [{"rule_tree": RULE_TREE_EXAMPLE, "sample_size": 10}]}

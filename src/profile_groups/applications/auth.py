@@ -1,15 +1,16 @@
-"""Bearer authentication and tenant scoping for every /api/v1 route (SPEC §2).
+"""Bearer authentication, tenant scoping and the profile-token read policy (docs/api.md).
 
 Two kinds of bearer token, told apart without a lookup:
 - producer tokens (`pgt_…`, server to server): full access to one application; only their
   SHA-256 is stored;
 - profile tokens (a JWT: two dots): HS256 signed with the application's client secret, claims
   `iss` (client id), `iat`, optional `exp`, and `profile_id` or `custom_profile_id`. They may
-  only read their own profile's groups and memberships (routes using `ReaderDep`).
+  only read their own profile's groups and memberships (routes using `ReaderDep`): the policy is
+  `check_may_ask` before a lookup and `readable` after it, both below and nowhere else.
 """
 
 from dataclasses import dataclass
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Protocol, TypeVar
 from uuid import UUID
 
 import jwt
@@ -17,8 +18,8 @@ from fastapi import Depends, Path, Request
 
 from profile_groups.applications.repository import ApplicationRepository
 from profile_groups.applications.service import TOKEN_PREFIX, hash_token
-from profile_groups.db import SessionDep
-from profile_groups.kit.errors import NotAuthenticated, PermissionDenied
+from profile_groups.kit.errors import NotAuthenticated, NotFound, PermissionDenied
+from profile_groups.kit.state import SessionDep
 from profile_groups.models import Application
 
 JWT_ALGORITHM = "HS256"
@@ -145,20 +146,45 @@ class ProfileLike(Protocol):
     def custom_id(self) -> str | None: ...
 
 
-def ensure_own_profile(principal: Principal, profile: ProfileLike) -> None:
-    """Producers may read any profile of their application; a profile token only its own."""
+P = TypeVar("P", bound=ProfileLike)
+
+
+def check_may_ask(
+    principal: Principal, *, profile_id: UUID | None = None, custom_id: str | None = None
+) -> None:
+    """Before a lookup: a profile token that names its own profile may ask for no other one."""
     if principal.is_producer:
         return
+    if profile_id is not None and principal.profile_id not in (None, profile_id):
+        raise PermissionDenied(PROFILE_TOKEN_FORBIDDEN)
+    if custom_id is not None and principal.custom_profile_id not in (None, custom_id):
+        raise PermissionDenied(PROFILE_TOKEN_FORBIDDEN)
+
+
+def readable(
+    principal: Principal,
+    profile: P | None,
+    *,
+    profile_id: UUID | None = None,
+    custom_id: str | None = None,
+) -> P:
+    """After the lookup of the profile named by `profile_id` or `custom_id`: the profile if the
+    caller may read it. A producer reads any profile of its application; a profile token only its
+    own, and it learns nothing about other ids (403 whether or not they exist)."""
+    if profile is None:
+        own = (profile_id is not None and principal.profile_id == profile_id) or (
+            custom_id is not None and principal.custom_profile_id == custom_id
+        )
+        if principal.is_producer or own:
+            raise NotFound()
+        raise PermissionDenied(PROFILE_TOKEN_FORBIDDEN)
+    if principal.is_producer:
+        return profile
     if principal.profile_id is not None and principal.profile_id != profile.id:
         raise PermissionDenied(PROFILE_TOKEN_FORBIDDEN)
     if principal.custom_profile_id is not None and principal.custom_profile_id != profile.custom_id:
         raise PermissionDenied(PROFILE_TOKEN_FORBIDDEN)
-
-
-def ensure_own_profile_id(principal: Principal, profile_id: UUID) -> None:
-    """The cheap check before a lookup: a token naming its profile by id may ask for no other."""
-    if principal.profile_id is not None and principal.profile_id != profile_id:
-        raise PermissionDenied(PROFILE_TOKEN_FORBIDDEN)
+    return profile
 
 
 AppDep = Annotated[Application, Depends(current_application)]

@@ -1,4 +1,4 @@
-"""Worker jobs of dynamic groups, collected by profile_groups.worker (SPEC §7.2).
+"""Worker jobs of profile groups, collected by profile_groups.worker (docs/segmentation.md).
 
 * `evaluate_group` runs one queued evaluation. Its arq job id is `evaluate:<evaluation id>` and the
   database allows one queued evaluation per group, so a group is never queued twice: requests that
@@ -16,34 +16,22 @@ from uuid import UUID
 from arq import cron
 from arq.worker import func
 
-from profile_groups.segmentation import service
-from profile_groups.segmentation.repository import SegmentationRepository
+from profile_groups.groups import evaluation
+from profile_groups.kit.state import worker_state
 
 TICK_SECONDS = 5
 
 
-async def evaluate_group(
-    ctx: dict[str, Any],
-    group_id: str,
-    trigger: str = "manual",
-    evaluation_id: str | None = None,
-) -> dict[str, Any]:
-    """Evaluate one group. Without `evaluation_id`, queues (or joins) one first."""
-    sessionmaker = ctx["sessionmaker"]
-    settings = ctx["settings"]
-    if evaluation_id is None:
-        async with sessionmaker() as session, session.begin():
-            queued, _ = await SegmentationRepository(session).request(UUID(group_id), trigger)
-        if queued is None:
-            return {"group_id": group_id, "status": "skipped"}
-        evaluation_id = str(queued.id)
-    result = await service.run_evaluation(
-        sessionmaker, UUID(evaluation_id), timeout_ms=settings.STATEMENT_TIMEOUT_MS
+async def evaluate_group(ctx: dict[str, Any], evaluation_id: str) -> dict[str, Any]:
+    """Run the queued evaluation `evaluation_id` (a no-op if it is no longer queued)."""
+    wc = worker_state(ctx)
+    result = await evaluation.run_evaluation(
+        wc.sessionmaker, UUID(evaluation_id), timeout_ms=wc.settings.STATEMENT_TIMEOUT_MS
     )
     if result is None:
-        return {"group_id": group_id, "evaluation_id": evaluation_id, "status": "skipped"}
+        return {"evaluation_id": evaluation_id, "status": "skipped"}
     return {
-        "group_id": group_id,
+        "group_id": str(result.group_id),
         "evaluation_id": evaluation_id,
         "status": result.status,
         "matched": result.matched_count,
@@ -55,10 +43,11 @@ async def evaluate_group(
 
 async def schedule_evaluations(ctx: dict[str, Any]) -> dict[str, int]:
     """Queue due groups, re-enqueue lost jobs, fail evaluations of dead workers, prune history."""
-    return await service.schedule_tick(ctx["sessionmaker"], ctx["redis"], ctx["settings"])
+    wc = worker_state(ctx)
+    return await evaluation.schedule_tick(wc.sessionmaker, ctx["redis"], wc.settings)
 
 
-FUNCTIONS: list[Any] = [func(evaluate_group, name=service.EVALUATE_JOB)]
+FUNCTIONS: list[Any] = [func(evaluate_group, name=evaluation.EVALUATE_JOB)]
 CRON_JOBS: list[Any] = [
     cron(
         schedule_evaluations,

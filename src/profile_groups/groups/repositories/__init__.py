@@ -1,0 +1,1 @@
+"""Every SQL statement of profile groups, one module per table group."""

@@ -1,0 +1,252 @@
+"""The one writer of `group_memberships` and of `profile_groups.profile_count`.
+
+The invariant it keeps: a group's `profile_count` equals its number of membership rows, in every
+committed state. Every statement here that adds or removes memberships updates the count in the
+same transaction; nothing else in the code base writes either (profile deletion, static member
+changes and evaluations all come here).
+
+Lock order. Writers of one group's memberships first lock the group row: member adds and removes
+and group PATCH/DELETE take it FOR UPDATE (`GroupRepository.get(..., for_update=True)`), an
+evaluation FOR NO KEY UPDATE (which conflicts with those, not with inserts that merely reference
+the group). Under that lock membership rows are written in profile id order, so two writers of one
+group queue instead of deadlocking. Profile deletion is the other way round: it locks the profile
+row first (which waits for in-flight membership inserts naming it, and blocks new ones), then every
+group the profile is in, FOR UPDATE in id order, then deletes its memberships and decrements those
+counts. A member add racing a deletion of one of its profiles can therefore deadlock; PostgreSQL
+breaks it and the loser gets a 409 (see docs/architecture.md).
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import DateTime, Row, Select, any_, delete, func, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from profile_groups.kit.repository import text_array, uuid_array, uuid_value
+from profile_groups.models import GroupMembership, Profile, ProfileGroup
+
+_GM = GroupMembership
+
+
+@dataclass(frozen=True)
+class DiffCounts:
+    matched: int
+    added: int
+    removed: int
+
+
+class MembershipRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # Reads ---------------------------------------------------------------------------------
+
+    async def resolve_profiles(
+        self, application_id: UUID, *, ids: Sequence[UUID] = (), custom_ids: Sequence[str] = ()
+    ) -> list[Row[UUID, str | None]]:
+        """(id, custom_id) of the application's profiles among `ids` or `custom_ids`."""
+        where = (
+            Profile.id == any_(uuid_array(ids))
+            if ids
+            else Profile.custom_id == any_(text_array(custom_ids))
+        )
+        stmt = select(Profile.id, Profile.custom_id).where(
+            Profile.application_id == application_id, where
+        )
+        return list((await self.session.execute(stmt)).all())
+
+    def members_statement(self, group_id: UUID) -> Select[*tuple[Any, ...]]:
+        return (
+            select(
+                Profile.id,
+                Profile.nickname,
+                Profile.custom_id,
+                _GM.created_at.label("membership_created_at"),
+            )
+            .join(
+                Profile,
+                (Profile.application_id == _GM.application_id) & (Profile.id == _GM.profile_id),
+            )
+            .where(_GM.group_id == group_id)
+        )
+
+    async def get_member(self, group_id: UUID, profile_id: UUID) -> Row[*tuple[Any, ...]] | None:
+        stmt = self.members_statement(group_id).where(_GM.profile_id == profile_id)
+        return (await self.session.execute(stmt)).one_or_none()
+
+    def profile_groups_statement(
+        self, application_id: UUID, profile_id: UUID
+    ) -> Select[*tuple[Any, ...]]:
+        return (
+            select(
+                ProfileGroup.id.label("group_id"),
+                ProfileGroup.name.label("group_name"),
+                ProfileGroup.profile_count,
+                ProfileGroup.is_active,
+                ProfileGroup.created_at,
+                ProfileGroup.custom_id,
+                ProfileGroup.membership_type,
+                _GM.created_at.label("membership_created_at"),
+            )
+            .join(ProfileGroup, ProfileGroup.id == _GM.group_id)
+            .where(
+                _GM.application_id == application_id,
+                _GM.profile_id == profile_id,
+                ProfileGroup.is_active.is_(True),
+            )
+        )
+
+    # Static members (the caller holds the group row lock) -----------------------------------
+
+    async def add(self, group: ProfileGroup, profile_ids: Sequence[UUID]) -> set[UUID]:
+        """Insert memberships in one statement; returns the ids that were not members yet."""
+        if not profile_ids:
+            return set()
+        pid = func.unnest(uuid_array(sorted(profile_ids))).column_valued("pid")
+        stmt = (
+            insert(_GM)
+            .from_select(
+                ["group_id", "profile_id", "application_id"],
+                select(uuid_value(group.id), pid, uuid_value(group.application_id)),
+            )
+            .on_conflict_do_nothing()
+            .returning(_GM.profile_id)
+        )
+        inserted = set((await self.session.execute(stmt)).scalars())
+        await self._add_to_count(group.id, len(inserted))
+        return inserted
+
+    async def remove(self, group: ProfileGroup, profile_ids: Sequence[UUID]) -> int:
+        if not profile_ids:
+            return 0
+        stmt = (
+            delete(_GM)
+            .where(_GM.group_id == group.id, _GM.profile_id == any_(uuid_array(profile_ids)))
+            .returning(_GM.profile_id)
+        )
+        removed = len((await self.session.execute(stmt)).all())
+        await self._add_to_count(group.id, -removed)
+        return removed
+
+    async def _add_to_count(self, group_id: UUID, delta: int) -> None:
+        if delta:
+            await self.session.execute(
+                update(ProfileGroup)
+                .where(ProfileGroup.id == group_id)
+                .values(profile_count=ProfileGroup.profile_count + delta)
+            )
+
+    # Evaluations (the caller holds the group row lock) --------------------------------------
+
+    async def replace(
+        self, group: ProfileGroup, matching: Select[Any], as_of: datetime
+    ) -> DiffCounts:
+        """Make the group's members exactly the profiles `matching` selects (one `profile_id`
+        column), in ONE statement.
+
+        The matching set is computed once (a materialized CTE) and FULL JOINed with the group's
+        current members: that join (hash or merge, never a nested loop) yields exactly the
+        profiles to add and to remove. Memberships that no longer match are deleted, new ones
+        inserted with created_at = as_of, and those that stay are not touched, so they keep
+        their created_at. profile_count is set to the matched count in the same transaction.
+
+        The inserts read only the diff, never group_memberships itself: a NOT EXISTS probe of the
+        table being inserted into can be planned as a per-row scan that also reads every row the
+        statement has inserted so far (quadratic on a first evaluation).
+        """
+        matched = matching.cte("matched").prefix_with("MATERIALIZED")
+        current = (
+            select(_GM.profile_id)
+            .where(_GM.group_id == group.id)
+            .cte("current_members")
+            .prefix_with("MATERIALIZED")
+        )
+        m, c = matched.c.profile_id, current.c.profile_id
+        diff = (
+            select(func.coalesce(m, c).label("profile_id"), c.is_(None).label("is_new"))
+            .select_from(matched.join(current, c == m, full=True))
+            .where(or_(m.is_(None), c.is_(None)))
+            .cte("diff")
+            .prefix_with("MATERIALIZED")
+        )
+        removed = (
+            delete(_GM)
+            .where(
+                _GM.group_id == group.id,
+                _GM.profile_id == diff.c.profile_id,
+                diff.c.is_new.is_(False),
+            )
+            .returning(_GM.profile_id)
+            .cte("removed")
+        )
+        added = (
+            insert(_GM)
+            .from_select(
+                ["group_id", "profile_id", "application_id", "created_at"],
+                select(
+                    uuid_value(group.id),
+                    diff.c.profile_id,
+                    uuid_value(group.application_id),
+                    literal(as_of, DateTime(timezone=True)),
+                ).where(diff.c.is_new.is_(True)),
+            )
+            .on_conflict_do_nothing()
+            .returning(_GM.profile_id)
+            .cte("added")
+        )
+        stmt = select(
+            select(func.count()).select_from(matched).scalar_subquery().label("matched"),
+            select(func.count()).select_from(added).scalar_subquery().label("added"),
+            select(func.count()).select_from(removed).scalar_subquery().label("removed"),
+        )
+        row = (await self.session.execute(stmt)).one()
+        counts = DiffCounts(int(row.matched), int(row.added), int(row.removed))
+        await self.session.execute(
+            update(ProfileGroup)
+            .where(ProfileGroup.id == group.id)
+            .values(profile_count=counts.matched)
+        )
+        return counts
+
+    # Profile deletion -----------------------------------------------------------------------
+
+    async def remove_profile(self, application_id: UUID, profile_id: UUID) -> bool:
+        """Before a profile is deleted: lock it, then remove it from every group it is in and
+        decrement those counts (the lock order above). False if there is no such profile.
+
+        No membership is left for the profile's ON DELETE CASCADE to remove behind the counts'
+        back.
+        """
+        locked = await self.session.execute(
+            select(Profile.id)
+            .where(Profile.application_id == application_id, Profile.id == profile_id)
+            .with_for_update()
+        )
+        if locked.scalar_one_or_none() is None:
+            return False
+        in_groups = select(_GM.group_id).where(
+            _GM.application_id == application_id, _GM.profile_id == profile_id
+        )
+        await self.session.execute(
+            select(ProfileGroup.id)
+            .where(ProfileGroup.id.in_(in_groups))
+            .order_by(ProfileGroup.id)
+            .with_for_update()
+        )
+        # A fresh snapshot now that the groups are locked: exactly the memberships that exist.
+        gone = (
+            delete(_GM)
+            .where(_GM.application_id == application_id, _GM.profile_id == profile_id)
+            .returning(_GM.group_id)
+            .cte("gone")
+        )
+        await self.session.execute(
+            update(ProfileGroup)
+            .where(ProfileGroup.id.in_(select(gone.c.group_id)))
+            .values(profile_count=ProfileGroup.profile_count - 1)
+        )
+        return True
