@@ -41,10 +41,10 @@ from scratch import scratch_database, url_text
 
 from profile_groups.config import Settings
 from profile_groups.db import AsyncSessionMaker, create_engine, create_sessionmaker
-from profile_groups.models import ProfileGroup
 from profile_groups.groups import evaluation as service
 from profile_groups.groups.repositories.evaluations import EvaluationRepository
 from profile_groups.groups.repositories.rulesets import RulesetRepository
+from profile_groups.models import ProfileGroup
 
 RULE: dict[str, Any] = {
     "operator": "AND",

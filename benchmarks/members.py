@@ -32,9 +32,9 @@ from scratch import REDIS_URL, scratch_database, url_text
 
 from profile_groups.app import create_app
 from profile_groups.applications.service import create_application
-from profile_groups.kit.state import app_state
 from profile_groups.config import Settings
 from profile_groups.db import create_sessionmaker
+from profile_groups.kit.state import app_state
 
 ADD_SIZE = 10_000
 READ_SIZE = 100_000

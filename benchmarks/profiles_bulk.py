@@ -34,9 +34,9 @@ from scratch import REDIS_URL, scratch_database, url_text
 
 from profile_groups.app import create_app
 from profile_groups.applications.service import create_application
-from profile_groups.kit.state import app_state
 from profile_groups.config import Settings
 from profile_groups.db import create_sessionmaker
+from profile_groups.kit.state import app_state
 
 BATCH = 1000
 

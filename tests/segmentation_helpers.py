@@ -6,9 +6,9 @@ from uuid import UUID
 from sqlalchemy import select, text
 
 from profile_groups.db import AsyncSessionMaker
-from profile_groups.models.segmentation import GroupEvaluation
 from profile_groups.groups import evaluation
 from profile_groups.groups.repositories.evaluations import EvaluationRepository
+from profile_groups.models.segmentation import GroupEvaluation
 from tests.conftest import Api
 
 TIMEOUT_MS = 60_000

@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from profile_groups.config import Settings
 from profile_groups.db import AsyncSessionMaker
-from profile_groups.models.segmentation import DynamicGroup
 from profile_groups.kit.state import app_state
+from profile_groups.models.segmentation import DynamicGroup
 from profile_groups.worker import worker_settings
 from tests.activity_helpers import ago, new_profile, send
 from tests.conftest import Api
@@ -37,9 +37,7 @@ COMMENTERS = {
 
 async def run_worker(settings: Settings) -> None:
     """A real arq worker in burst mode: runs what is queued (and its startup tick), then stops."""
-    worker = Worker(
-        **worker_settings(settings, burst=True, handle_signals=False, poll_delay=0.05)
-    )
+    worker = Worker(**worker_settings(settings, burst=True, handle_signals=False, poll_delay=0.05))
     try:
         await asyncio.wait_for(worker.main(), timeout=60)
     finally:
