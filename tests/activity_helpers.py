@@ -1,4 +1,4 @@
-"""Helpers shared by the activity tests: profiles, events in, §5.6 values out."""
+"""Helpers shared by the activity tests: profiles, events in, attribute values out."""
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -48,7 +48,7 @@ async def check(
     events: list[dict[str, Any]],
     custom: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """§5.6 values of the profile, asserted equal to the plain-Python reference of §5.3."""
+    """attribute values of the profile, asserted equal to the plain-Python reference"""
     body = await values(api, profile["id"])
     ref_profile = {**profile, "created_at": parse(profile["created_at"])}
     defs = {k: custom_attribute_def(k, t, "") for k, t in (custom or {}).items()}  # type: ignore[arg-type]

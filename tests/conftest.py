@@ -1,4 +1,4 @@
-"""Test fixtures: a real PostgreSQL and a real Redis (STYLE §9).
+"""Test fixtures: a real PostgreSQL and a real Redis (real servers, no mocks).
 
 TEST_DATABASE_URL / TEST_REDIS_URL point at running servers (CI uses the machine's); without them
 the embedded servers of `profile-groups run` are started. Each run gets a fresh database migrated

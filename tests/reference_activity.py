@@ -1,4 +1,4 @@
-"""A plain-Python reference of SPEC §5.3: attribute values from a list of events.
+"""A plain-Python reference of docs/activity.md: attribute values from a list of events.
 
 Written straight from the table, with no knowledge of how the service stores anything, so tests can
 check the SQL derivation against it (the segmentation tests reuse it for rule evaluation).
@@ -7,7 +7,7 @@ Events are dicts as sent to POST /events/ for ONE profile, with `occurred_at` as
 in accept order (or with an explicit integer `seq`): "latest" is the greatest `occurred_at`, ties
 going to the later-accepted event. `profile` is a dict with `created_at` (datetime), `nickname`,
 `custom_id` and `custom_attributes`. Values come back as Python values: int / float / Decimal
-numbers, aware datetimes, str, bool, or None for "no value" (see `as_json` for the §5.6 form).
+numbers, aware datetimes, str, bool, or None for "no value" (see `as_json` for the API form).
 """
 
 from collections.abc import Mapping, Sequence
@@ -203,7 +203,7 @@ def reference_values(
 
 
 def as_json(values: Mapping[str, Any]) -> dict[str, Any]:
-    """The §5.6 JSON form: numbers as int when integral, timestamps as `...Z` strings."""
+    """The API's JSON form: numbers as int when integral, timestamps as `...Z` strings."""
     out: dict[str, Any] = {}
     for key, value in values.items():
         if isinstance(value, bool) or value is None or isinstance(value, str):

@@ -1,9 +1,9 @@
-"""A plain-Python reference evaluator of rule trees (SPEC §5.4, §7.1), for the property tests.
+"""A plain-Python reference evaluator of rule trees (docs/segmentation.md), for the property tests.
 
 Written from the contract's table, independent of the compiler: it reads the raw JSON tree and the
 attribute values the activity reference (tests/reference_activity.py) computes for one profile.
 
-* "No value": None, or the empty string for string attributes (§5.4 is_empty).
+* "No value": None, or the empty string for string attributes (docs/segmentation.md is_empty).
 * Positive conditions never match a missing value; negative ones are their exact complements.
 * Substring tests are case-insensitive with `%` and `_` literal (plain `in` / startswith here).
 * Numbers compare exactly (JSON numbers as decimals), except float-valued attributes

@@ -1,5 +1,5 @@
-"""Property test (SPEC §5.1, §5.3): random event sets for a few profiles, shuffled, split into
-random batches and ingested twice over with retries, give the §5.6 values of the plain-Python
+"""Property test (docs/activity.md): random event sets for a few profiles, shuffled, split into
+random batches and ingested twice over with retries, give the attribute values of the plain-Python
 reference; rolling windows read through AttributeContext match the reference too."""
 
 import itertools

@@ -1,4 +1,4 @@
-"""The attribute catalogue (SPEC §5.5) and the registry behind it (§5.3, §5.4)."""
+"""The attribute catalogue and the registry behind it."""
 
 from typing import Any
 

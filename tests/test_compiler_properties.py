@@ -1,4 +1,4 @@
-"""The main guard of the rule compiler (SPEC §5.4): random profiles with random custom attributes
+"""The main guard of the rule compiler: random profiles with random custom attributes
 and activity, random rule trees over the whole catalogue, evaluated by the compiler in PostgreSQL
 and by the plain-Python reference evaluator (tests/reference_rules.py); the sets must be equal.
 
@@ -66,7 +66,7 @@ NUMBERS = [0, 1, 2, 3, 5, -1, 0.5, 1.5, 2.75, -1.25, 0.3333333333333333, 0.66666
 
 def iso(offset: timedelta, fmt: int = 0) -> str:
     t = AS_OF - offset
-    if fmt == 1:  # naive: UTC (SPEC §1)
+    if fmt == 1:  # naive: UTC (docs/api.md)
         return t.replace(tzinfo=None).isoformat()
     if fmt == 2:  # another zone
         return t.astimezone(UTC).astimezone(tz=None).isoformat()

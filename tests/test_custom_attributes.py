@@ -1,4 +1,4 @@
-"""Custom attributes (SPEC §4): definitions, and the values profiles may hold."""
+"""Custom attributes (docs/profiles.md): definitions, and the values profiles may hold."""
 
 import uuid
 from typing import Any

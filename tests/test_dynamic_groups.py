@@ -1,4 +1,4 @@
-"""Dynamic groups through the API (SPEC §6, §7): the group object, rule changes, evaluate,
+"""Dynamic groups through the API: the group object, rule changes, evaluate,
 evaluations, preview, and end to end with a real arq worker (burst mode) on real Redis."""
 
 import asyncio

@@ -1,4 +1,4 @@
-"""Evaluation of dynamic groups (SPEC §7.2): the set-based diff, membership_created_at, counts,
+"""Evaluation of dynamic groups: the set-based diff, membership_created_at, counts,
 concurrency (two evaluations at once; a group deleted or deactivated meanwhile), failures that leave
 membership unchanged, and the schedule's tick."""
 

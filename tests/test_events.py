@@ -1,4 +1,4 @@
-"""POST /events/ (SPEC §5.1, §5.2): rejections, idempotency, limits, retention, cascades."""
+"""POST /events/ (docs/activity.md): rejections, idempotency, limits, retention, cascades."""
 
 import asyncio
 from datetime import UTC, datetime, timedelta

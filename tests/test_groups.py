@@ -1,4 +1,4 @@
-"""Profile groups: create/list/get/patch/delete, filters, is_active, tenancy (SPEC §1, §2, §6)."""
+"""Profile groups: create/list/get/patch/delete, filters, is_active, tenancy."""
 
 import argparse
 from typing import Any

@@ -1,4 +1,4 @@
-"""JSON request bodies (SPEC §1): text PostgreSQL cannot store is a 400 naming where it is, on
+"""JSON request bodies (docs/api.md): text PostgreSQL cannot store is a 400 naming where it is, on
 every endpoint, and bodies the fast parser refuses are still judged by the JSON standard."""
 
 from typing import Any

@@ -1,4 +1,4 @@
-"""Static membership: add/remove, listing, checks, pagination and concurrency (SPEC §6.3-§6.5)."""
+"""Static membership: add/remove, listing, checks, pagination and concurrency (docs/groups.md)."""
 
 import asyncio
 import random

@@ -1,4 +1,4 @@
-"""Operational endpoints and the OpenAPI document (SPEC §8)."""
+"""Operational endpoints and the OpenAPI document (docs/operations.md)."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager

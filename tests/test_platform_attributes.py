@@ -1,5 +1,5 @@
-"""Every platform attribute of SPEC §5.3: events in through POST /events/, values out through
-GET /profiles/{id}/attributes/ (§5.6), edge cases of each derivation included. Every check also
+"""Every platform attribute of docs/activity.md: events in through POST /events/, values out through
+GET /profiles/{id}/attributes/, edge cases of each derivation included. Every check also
 compares the whole value set with the plain-Python reference (tests/reference_activity.py)."""
 
 from typing import Any

@@ -1,4 +1,4 @@
-"""Profile tokens (SPEC §2): HS256 JWTs that may read only their own groups and memberships."""
+"""Profile tokens (docs/api.md): HS256 JWTs that may read only their own groups and memberships."""
 
 import time
 import uuid

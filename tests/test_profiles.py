@@ -1,4 +1,4 @@
-"""Profiles (SPEC §3): every endpoint, its 4xx answers, tenancy; failures change nothing."""
+"""Profiles: every endpoint, its 4xx answers, tenancy; failures change nothing."""
 
 import asyncio
 import re

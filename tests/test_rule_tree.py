@@ -1,4 +1,4 @@
-"""Rule tree validation (SPEC §7.1): every kind of error, its `loc` inside the tree, the hints.
+"""Rule tree validation: every kind of error, its `loc` inside the tree, the hints.
 
 Validation runs wherever a tree comes in (group create/patch, preview); these tests go through
 POST /profile-groups/preview/, which validates exactly like group creation.

@@ -1,4 +1,4 @@
-"""The `profile-groups` console script (SPEC §8)."""
+"""The `profile-groups` console script (docs/operations.md)."""
 
 import argparse
 import asyncio

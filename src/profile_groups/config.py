@@ -1,4 +1,4 @@
-"""Settings, read once from the environment (SPEC §8)."""
+"""Settings, read once from the environment (docs/operations.md)."""
 
 from functools import lru_cache
 from pathlib import Path

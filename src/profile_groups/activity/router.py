@@ -1,4 +1,4 @@
-"""Event ingestion endpoint (SPEC §5.1)."""
+"""Event ingestion endpoint (docs/activity.md)."""
 
 from profile_groups.activity import service
 from profile_groups.activity.schemas import EventBatch, EventBatchResult
@@ -15,7 +15,7 @@ router = api_router("activity")
     summary="Ingest a batch of activity events",
 )
 async def ingest_events(batch: EventBatch, app: AppDep, session: SessionDep) -> EventBatchResult:
-    """Store up to 1,000 events (SPEC §5.1, §5.2).
+    """Store up to 1,000 events (docs/activity.md).
 
     Each event has a `type`, exactly one of `profile_id` / `custom_id`, an optional `occurred_at`
     (default now; more than 5 minutes in the future is refused), `value` and `properties` where the

@@ -1,4 +1,4 @@
-"""Applications (tenants) and producer tokens (SPEC §2)."""
+"""Applications (tenants) and producer tokens (docs/api.md)."""
 
 import hashlib
 import secrets
@@ -19,7 +19,7 @@ def hash_token(token: str) -> str:
 
 
 def new_client_id() -> str:
-    # 40 url-safe random characters (SPEC §2).
+    # 40 url-safe random characters (docs/api.md).
     return secrets.token_urlsafe(30)[:40]
 
 

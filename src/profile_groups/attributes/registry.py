@@ -1,6 +1,6 @@
-"""The attribute registry: every attribute usable in rules, defined once (SPEC §5.3-§5.5).
+"""The attribute registry: every attribute usable in rules, defined once (docs/activity.md).
 
-The catalogue routes, the rule validator, the rule compiler and a profile's values (§5.6) all read
+The catalogue routes, the rule validator, the rule compiler and a profile's values all read
 from here, so an attribute cannot mean one thing in a rule and another on screen.
 """
 
@@ -50,7 +50,8 @@ DATA_TYPES: tuple[DataType, ...] = get_args(DataType)
 CATEGORIES: tuple[Category, ...] = get_args(Category)
 CONDITIONS: tuple[Condition, ...] = get_args(Condition)
 
-# §5.4 "applies to": N, S, D, B; is_empty / is_not_empty apply to every type.
+# Which data types each condition applies to (docs/segmentation.md); is_empty / is_not_empty
+# apply to every type.
 _APPLIES_TO: dict[Condition, frozenset[DataType]] = {
     "equals": frozenset({"number", "string", "datetime"}),
     "not_equals": frozenset({"number", "string", "datetime"}),
@@ -74,13 +75,13 @@ _APPLIES_TO: dict[Condition, frozenset[DataType]] = {
     "is_not_empty": frozenset(DATA_TYPES),
 }
 
-# Rolling windows accept 1-365 days (§5.3).
+# Rolling windows accept 1-365 days (docs/activity.md).
 WINDOW_DAYS_MIN = 1
 WINDOW_DAYS_MAX = 365
 
 
 def conditions_for(data_type: DataType) -> tuple[Condition, ...]:
-    """The conditions §5.4 allows on an attribute of this type, in the table's order."""
+    """The conditions allowed on an attribute of this type, in the order of CONDITIONS."""
     return tuple(c for c in CONDITIONS if data_type in _APPLIES_TO[c])
 
 

@@ -1,4 +1,4 @@
-"""One error hierarchy and the handlers that render the contract's error body (SPEC §1)."""
+"""One error hierarchy and the handlers that render the contract's error body (docs/api.md)."""
 
 from collections.abc import Sequence
 from typing import Any, TypeVar

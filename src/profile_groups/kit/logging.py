@@ -1,4 +1,4 @@
-"""Structured JSON logs carrying the request id (SPEC §1)."""
+"""Structured JSON logs carrying the request id (docs/api.md)."""
 
 import contextvars
 import json

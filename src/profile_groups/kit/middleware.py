@@ -1,4 +1,4 @@
-"""Pure ASGI middleware for the cross-cutting rules of SPEC §1.
+"""Pure ASGI middleware for the cross-cutting rules of docs/api.md.
 
 Pure ASGI (not BaseHTTPMiddleware) so request bodies stream through without being buffered twice
 and so unexpected errors can still be answered with the request id.

@@ -1,4 +1,4 @@
-"""Activity storage: raw events, per-profile aggregates, distinct leaderboards (SPEC §5.1-§5.3).
+"""Activity storage: raw events, per-profile aggregates, distinct leaderboards (docs/activity.md).
 
 Rules over millions of profiles read the aggregates in one pass (one row per active profile, kept
 current in the same transaction as the insert); only rolling windows (`window_days`) read raw
@@ -29,7 +29,7 @@ from profile_groups.models.base import Base
 
 
 def _profile_fk() -> ForeignKeyConstraint:
-    # A deleted profile's activity goes with it (SPEC §3).
+    # A deleted profile's activity goes with it (docs/profiles.md).
     return ForeignKeyConstraint(
         ["application_id", "profile_id"],
         ["profiles.application_id", "profiles.id"],
@@ -47,7 +47,7 @@ class Event(Base):
     seq: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)
     type: Mapped[str] = mapped_column(String(40))
     occurred_at: Mapped[datetime]
-    # `value` of §5.2, by kind: streak length / reward amount, or the tier name.
+    # An event's `value`, by kind: streak length / reward amount, or the tier name.
     value_num: Mapped[Decimal | None] = mapped_column(Numeric)
     value_text: Mapped[str | None] = mapped_column(Text)
     properties: Mapped[dict[str, Any] | None]

@@ -8,7 +8,7 @@ from profile_groups.models.base import Base
 
 
 class Application(Base):
-    """A tenant. Everything else belongs to exactly one application (SPEC §2)."""
+    """A tenant. Everything else belongs to exactly one application (docs/api.md)."""
 
     __tablename__ = "applications"
 

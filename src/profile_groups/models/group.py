@@ -17,7 +17,7 @@ from profile_groups.models.base import Base
 
 
 class ProfileGroup(Base):
-    """A named set of profiles, static or dynamic (SPEC §6.1)."""
+    """A named set of profiles, static or dynamic (docs/groups.md)."""
 
     __tablename__ = "profile_groups"
 
@@ -71,6 +71,6 @@ class GroupMembership(Base):
         ),
         # Member listing, newest first, keyset-paginated.
         Index("ix_group_memberships_group_created", "group_id", "created_at", "profile_id"),
-        # A profile's groups (SPEC §6.4) and cascading deletes.
+        # A profile's groups (docs/groups.md) and cascading deletes.
         Index("ix_group_memberships_profile", "application_id", "profile_id"),
     )

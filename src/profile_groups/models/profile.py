@@ -9,7 +9,7 @@ from profile_groups.models.base import Base
 
 
 class Profile(Base):
-    """A person groups are made of (SPEC §3).
+    """A person groups are made of (docs/profiles.md).
 
     The key is (application_id, id): a client-supplied id never collides with, or reveals, another
     application's profile.
@@ -35,7 +35,7 @@ class Profile(Base):
 
 
 class CustomAttribute(Base):
-    """A client-defined metric usable on profiles and in rules (SPEC §4)."""
+    """A client-defined metric usable on profiles and in rules (docs/profiles.md)."""
 
     __tablename__ = "custom_attributes"
 

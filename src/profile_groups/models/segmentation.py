@@ -1,4 +1,4 @@
-"""Dynamic groups: rulesets, per-group schedule and the evaluation history (SPEC §7).
+"""Dynamic groups: rulesets, per-group schedule and the evaluation history (docs/segmentation.md).
 
 A dynamic group's rules live beside the group (the group table stays the same for static and dynamic
 groups): every rule change is a new immutable `GroupRuleset`; `DynamicGroup` points at the current
@@ -28,7 +28,7 @@ EVALUATION_STATUSES = ("queued", "running", "succeeded", "failed")
 
 
 class GroupRuleset(Base):
-    """One version of a dynamic group's rule tree, stored as given (SPEC §7.1)."""
+    """One version of a dynamic group's rule tree, stored as given (docs/segmentation.md)."""
 
     __tablename__ = "group_rulesets"
 
@@ -38,7 +38,7 @@ class GroupRuleset(Base):
     )
     application_id: Mapped[UUID]
     rule_tree: Mapped[dict[str, Any]]
-    # Canonical attribute keys the tree reads: answers "which groups use custom attribute K" (§4)
+    # Canonical attribute keys the tree reads: answers "which groups use custom attribute K"
     # through a GIN index instead of walking every stored tree.
     attribute_keys: Mapped[list[str]] = mapped_column(ARRAY(String(63)))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
@@ -63,7 +63,7 @@ class DynamicGroup(Base):
 
 
 class GroupEvaluation(Base):
-    """One evaluation: queued, then running, then succeeded or failed (SPEC §7.2).
+    """One evaluation: queued, then running, then succeeded or failed (docs/segmentation.md).
 
     At most one `queued` row per group (a partial unique index): requests that arrive while one is
     queued are coalesced into it; one that arrives while another runs queues exactly one follow-up.

@@ -1,4 +1,4 @@
-"""Operational endpoints (SPEC §8): liveness, readiness, metrics."""
+"""Operational endpoints (docs/operations.md): liveness, readiness, metrics."""
 
 from typing import Any
 

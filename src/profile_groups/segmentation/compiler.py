@@ -1,9 +1,10 @@
-"""Rule tree -> one SQL boolean expression over the profile and its aggregates (SPEC §5.4).
+"""Rule tree -> one SQL boolean expression over the profile and its aggregates
+(docs/segmentation.md).
 
 Every value from the client is a bound parameter; no SQL text is built from input. The semantics:
 
 * A value is *missing* when the attribute's SQL value is NULL, or, for strings, the empty string
-  (§5.4 "no value (unset; empty string)"). Strings are read through NULLIF(x, '') so every
+  ("no value (unset; empty string)"). Strings are read through NULLIF(x, '') so every
   condition sees the same notion of "missing".
 * Positive conditions never match a missing value: SQL comparisons with NULL are NULL, which the
   tree treats as false. Inner nodes are only AND/OR (no NOT), so NULL and false are interchangeable

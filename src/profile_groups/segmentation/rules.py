@@ -1,4 +1,5 @@
-"""Rule trees (SPEC §7.1): parse a client's JSON tree into typed nodes, reporting every problem.
+"""Rule trees (docs/segmentation.md): parse a client's JSON tree into typed nodes, reporting every
+problem.
 
 The validator walks the raw JSON itself instead of leaning on pydantic's union errors so that each
 problem is reported once, at its full path inside the tree, in words that name what is allowed
@@ -37,7 +38,7 @@ MAX_DAYS = 3650
 GROUP_KEYS = ("operator", "children")
 LEAF_KEYS = ("attribute", "condition", "value", "window_days")
 
-# Each negative condition is the complement of a positive one (§5.4).
+# Each negative condition is the complement of a positive one (docs/segmentation.md).
 NEGATIONS: dict[Condition, Condition] = {
     "not_equals": "equals",
     "not_in": "in",
@@ -72,7 +73,7 @@ Node = Leaf | Group
 @dataclass
 class ParsedTree:
     root: Node
-    # Canonical keys of the attributes the tree reads (for "which groups use key K", §4).
+    # Canonical keys of the attributes the tree reads.
     attribute_keys: list[str]
 
 

@@ -1,4 +1,4 @@
-"""Rule tree, evaluation and preview schemas (SPEC §7). Examples are the contract's."""
+"""Rule tree, evaluation and preview schemas (docs/segmentation.md). Examples are the contract's."""
 
 from typing import Annotated, Any, Literal, Union
 from uuid import UUID
@@ -37,7 +37,7 @@ class RuleLeaf(InputSchema):
 
     attribute: str = Field(description="An attribute key of the catalogue (platform or custom).")
     condition: str = Field(description="One of the attribute's `conditions`.")
-    value: Any = Field(description="The condition's value, of the type SPEC §5.4 gives it.")
+    value: Any = Field(description="The condition's value, of the type the condition requires.")
     window_days: int | None = Field(
         default=None,
         ge=1,
@@ -61,7 +61,7 @@ RuleTree = Annotated[
     SkipValidation[RuleGroup | RuleLeaf],
     Field(
         description=(
-            "A rule tree (SPEC §7.1): inner nodes `{operator: AND|OR, children: [1-50 nodes]}`, "
+            "A rule tree: inner nodes `{operator: AND|OR, children: [1-50 nodes]}`, "
             "leaves `{attribute, condition, value, window_days?}`; depth at most 5 levels "
             "(leaves included), at most 100 leaves. Invalid trees are answered with a 400 whose "
             "`errors[].loc` points inside the tree."
