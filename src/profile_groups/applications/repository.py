@@ -21,10 +21,6 @@ class ApplicationRepository:
         stmt = select(Application).where(Application.client_id == client_id)
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
-    async def first(self) -> Application | None:
-        stmt = select(Application).order_by(Application.created_at).limit(1)
-        return (await self.session.execute(stmt)).scalar_one_or_none()
-
     async def add_token(self, application_id: UUID, token_hash: str) -> ApiToken:
         token = ApiToken(application_id=application_id, token_hash=token_hash)
         self.session.add(token)

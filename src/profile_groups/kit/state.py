@@ -50,7 +50,6 @@ def _arq(request: Request) -> ArqRedis:
     return state(request).arq
 
 
-StateDep = Annotated[AppState, Depends(state)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 # Routes that enqueue jobs (after commit) take the arq pool.
 ArqDep = Annotated[ArqRedis, Depends(_arq)]

@@ -23,9 +23,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from profile_groups.models.base import Base
 
-EVALUATION_TRIGGERS = ("schedule", "rule_change", "manual")
-EVALUATION_STATUSES = ("queued", "running", "succeeded", "failed")
-
 
 class GroupRuleset(Base):
     """One version of a dynamic group's rule tree, stored as given (docs/segmentation.md)."""

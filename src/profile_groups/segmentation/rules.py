@@ -10,7 +10,6 @@ import difflib
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal, get_args
 
@@ -48,7 +47,6 @@ NEGATIONS: dict[Condition, Condition] = {
 }
 
 Loc = tuple[str | int, ...]
-Scalar = Decimal | str | datetime | bool | int
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ from uuid import UUID
 
 from pydantic import Field, SkipValidation
 
+from profile_groups.attributes.registry import WINDOW_DAYS_MAX, WINDOW_DAYS_MIN
 from profile_groups.kit.schemas import InputSchema, Schema, Timestamp
+from profile_groups.segmentation.rules import MAX_CHILDREN, MAX_DEPTH, MAX_LEAVES
 
 RULE_TREE_EXAMPLE: dict[str, Any] = {
     "operator": "AND",
@@ -40,8 +42,8 @@ class RuleLeaf(InputSchema):
     value: Any = Field(description="The condition's value, of the type the condition requires.")
     window_days: int | None = Field(
         default=None,
-        ge=1,
-        le=365,
+        ge=WINDOW_DAYS_MIN,
+        le=WINDOW_DAYS_MAX,
         description="Rolling window in days, for attributes with `supports_window`.",
     )
 
@@ -50,7 +52,9 @@ class RuleGroup(InputSchema):
     """An inner node: its children combined with AND or OR."""
 
     operator: Literal["AND", "OR"]
-    children: Annotated[list[Union["RuleGroup", RuleLeaf]], Field(min_length=1, max_length=50)]
+    children: Annotated[
+        list[Union["RuleGroup", RuleLeaf]], Field(min_length=1, max_length=MAX_CHILDREN)
+    ]
 
 
 RuleGroup.model_rebuild()
@@ -61,10 +65,10 @@ RuleTree = Annotated[
     SkipValidation[RuleGroup | RuleLeaf],
     Field(
         description=(
-            "A rule tree: inner nodes `{operator: AND|OR, children: [1-50 nodes]}`, "
-            "leaves `{attribute, condition, value, window_days?}`; depth at most 5 levels "
-            "(leaves included), at most 100 leaves. Invalid trees are answered with a 400 whose "
-            "`errors[].loc` points inside the tree."
+            f"A rule tree: inner nodes `{{operator: AND|OR, children: [1-{MAX_CHILDREN} nodes]}}`, "
+            f"leaves `{{attribute, condition, value, window_days?}}`; depth at most {MAX_DEPTH} "
+            f"levels (leaves included), at most {MAX_LEAVES} leaves. Invalid trees are answered "
+            "with a 400 whose `errors[].loc` points inside the tree."
         ),
         json_schema_extra={"examples": [RULE_TREE_EXAMPLE]},
     ),
