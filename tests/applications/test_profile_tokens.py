@@ -12,7 +12,7 @@ import pytest
 from profile_groups.applications.service import revoke_token
 from profile_groups.db import AsyncSessionMaker
 from tests.conftest import Api, Tenant
-from tests.test_profiles import create
+from tests.profiles.helpers import create
 
 FORBIDDEN = "permission_denied"
 

@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from profile_groups.attributes.registry import custom_attribute_def
+from tests.activity.reference import as_json, reference_values
 from tests.conftest import Api
-from tests.reference_activity import as_json, reference_values
 
 NOW = datetime.now(UTC)
 

@@ -7,19 +7,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import httpx
 import pytest
 from arq.worker import Worker
-from sqlalchemy import text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from profile_groups.app import create_app
 from profile_groups.config import Settings
 from profile_groups.db import AsyncSessionMaker
 from profile_groups.kit.state import app_state
 from profile_groups.models.segmentation import DynamicGroup
 from profile_groups.worker import worker_settings
-from tests.activity_helpers import ago, new_profile, send
+from tests.activity.helpers import ago, new_profile, send
 from tests.conftest import Api
-from tests.segmentation_helpers import create_dynamic, evaluate, member_ids, members
+from tests.groups.helpers import create_dynamic, evaluate, member_ids, members
 
 COMMENTERS = {
     "operator": "AND",
@@ -335,3 +337,32 @@ async def test_worker_skips_inactive_groups(
             text("SELECT count(*) FROM group_memberships WHERE group_id = :g"), {"g": gid}
         )
         assert rows.scalar_one() == 0
+
+
+async def test_the_schedule_follows_the_settings_the_app_was_built_with(
+    settings: Settings, tenant: Any
+) -> None:
+    """The app reads EVALUATION_INTERVAL_SECONDS from the Settings it is given, not from the
+    environment (the session's settings say 300)."""
+    app = create_app(settings.model_copy(update={"EVALUATION_INTERVAL_SECONDS": 60}))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            before = datetime.now(UTC)
+            r = await client.post(
+                f"{tenant.base}/profile-groups/",
+                headers=tenant.headers,
+                json={
+                    "name": "Every minute",
+                    "membership_type": "dynamic",
+                    "rule_tree": COMMENTERS,
+                },
+            )
+    assert r.status_code == 201, r.text
+    group_id = r.json()["id"]
+    async with app_state(app).sessionmaker() as session:
+        next_at = await session.scalar(
+            select(DynamicGroup.next_evaluation_at).where(DynamicGroup.group_id == UUID(group_id))
+        )
+    assert next_at is not None
+    assert timedelta(seconds=59) <= next_at - before <= timedelta(seconds=65)

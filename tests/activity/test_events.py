@@ -12,7 +12,7 @@ from profile_groups.activity import tasks
 from profile_groups.config import Settings
 from profile_groups.db import AsyncSessionMaker
 from profile_groups.kit.state import WorkerState
-from tests.activity_helpers import ago, new_profile, send, values
+from tests.activity.helpers import ago, new_profile, send, values
 from tests.conftest import Api, Tenant
 
 

@@ -4,7 +4,7 @@ every endpoint, and bodies the fast parser refuses are still judged by the JSON 
 from typing import Any
 
 from profile_groups.kit.routing import BAD_TEXT
-from tests.activity_helpers import new_profile, send, values
+from tests.activity.helpers import new_profile, send, values
 from tests.conftest import Api
 
 JSON = {"Content-Type": "application/json"}

@@ -1,7 +1,7 @@
 """A plain-Python reference evaluator of rule trees (docs/segmentation.md), for the property tests.
 
 Written from the contract's table, independent of the compiler: it reads the raw JSON tree and the
-attribute values the activity reference (tests/reference_activity.py) computes for one profile.
+attribute values the activity reference (tests/activity/reference.py) computes for one profile.
 
 * "No value": None, or the empty string for string attributes (docs/segmentation.md is_empty).
 * Positive conditions never match a missing value; negative ones are their exact complements.

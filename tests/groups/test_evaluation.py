@@ -17,9 +17,9 @@ from profile_groups.db import AsyncSessionMaker
 from profile_groups.groups import evaluation as service
 from profile_groups.kit.state import app_state
 from profile_groups.models.segmentation import DynamicGroup, GroupEvaluation
-from tests.activity_helpers import ago, new_profile, send
+from tests.activity.helpers import ago, new_profile, send
 from tests.conftest import Api
-from tests.segmentation_helpers import (
+from tests.groups.helpers import (
     create_dynamic,
     evaluate,
     member_ids,

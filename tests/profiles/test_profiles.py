@@ -1,7 +1,6 @@
 """Profiles: every endpoint, its 4xx answers, tenancy; failures change nothing."""
 
 import asyncio
-import re
 import uuid
 from typing import Any
 
@@ -10,36 +9,14 @@ from sqlalchemy import text
 
 from profile_groups.db import AsyncSessionMaker
 from tests.conftest import Api, Tenant
-
-TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
-NOT_FOUND = {"detail": "Not found.", "error_code": "not_found"}
-
-
-async def define(api: Api, key: str, data_type: str) -> None:
-    r = await api.post("/custom-attributes/", json={"key": key, "data_type": data_type})
-    assert r.status_code == 201, r.text
-
-
-async def create(api: Api, **body: Any) -> dict[str, Any]:
-    r = await api.post("/profiles/", json=body)
-    assert r.status_code == 201, r.text
-    return dict(r.json())
-
-
-async def count_profiles(api: Api) -> int:
-    r = await api.get("/profiles/")
-    assert r.status_code == 200, r.text
-    return int(r.json()["count"])
-
-
-def assert_invalid(r: httpx.Response, loc: list[Any] | None = None) -> None:
-    assert r.status_code == 400, r.text
-    body = r.json()
-    assert body["error_code"] == "invalid"
-    assert body["detail"]
-    if loc is not None:
-        assert loc in [e["loc"] for e in body["errors"]], body
-
+from tests.profiles.helpers import (
+    NOT_FOUND,
+    TIMESTAMP,
+    assert_invalid,
+    count_profiles,
+    create,
+    define,
+)
 
 # Create ------------------------------------------------------------------------------------
 

@@ -15,10 +15,10 @@ from profile_groups.activity.service import EVENT_TYPES
 from profile_groups.attributes.expressions import AttributeContext
 from profile_groups.attributes.registry import PLATFORM_ATTRIBUTES
 from profile_groups.db import AsyncSessionMaker
-from tests.activity_helpers import new_profile, parse
+from tests.activity.helpers import new_profile, parse
+from tests.activity.reference import WINDOWED, as_json, reference_values, windowed_counts
 from tests.conftest import Api, Tenant
 from tests.factories import application_id
-from tests.reference_activity import WINDOWED, as_json, reference_values, windowed_counts
 
 BASE = datetime.now(UTC).replace(microsecond=0)
 PROFILES = 3

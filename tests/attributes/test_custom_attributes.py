@@ -10,7 +10,7 @@ from sqlalchemy import text
 from profile_groups.attributes.registry import PLATFORM_ATTRIBUTES
 from profile_groups.db import AsyncSessionMaker
 from tests.conftest import Api, Tenant
-from tests.test_profiles import TIMESTAMP, assert_invalid, count_profiles, create, define
+from tests.profiles.helpers import TIMESTAMP, assert_invalid, count_profiles, create, define
 
 NOT_FOUND = {"detail": "Not found.", "error_code": "not_found"}
 

@@ -1,6 +1,6 @@
-"""The main guard of the rule compiler: random profiles with random custom attributes
-and activity, random rule trees over the whole catalogue, evaluated by the compiler in PostgreSQL
-and by the plain-Python reference evaluator (tests/reference_rules.py); the sets must be equal.
+"""The main guard of the rule compiler: random profiles with random custom attributes and
+activity, random rule trees over the whole catalogue, evaluated by the compiler in PostgreSQL and
+by the plain-Python reference evaluator (tests/segmentation/reference.py); the sets must be equal.
 
 Data goes in through the public API (profiles bulk, events), so the attribute values the compiler
 reads are the ones the service really maintains. Event times, datetime rule values and windows are
@@ -32,10 +32,10 @@ from profile_groups.db import AsyncSessionMaker
 from profile_groups.models import Profile
 from profile_groups.segmentation.compiler import compile_tree
 from profile_groups.segmentation.rules import parse_rule_tree
+from tests.activity.reference import reference_values, windowed_counts
 from tests.conftest import Api
 from tests.factories import application_id
-from tests.reference_activity import reference_values, windowed_counts
-from tests.reference_rules import holds
+from tests.segmentation.reference import holds
 
 EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", "300"))
 

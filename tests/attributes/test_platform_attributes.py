@@ -1,11 +1,11 @@
 """Every platform attribute of docs/activity.md: events in through POST /events/, values out through
 GET /profiles/{id}/attributes/, edge cases of each derivation included. Every check also
-compares the whole value set with the plain-Python reference (tests/reference_activity.py)."""
+compares the whole value set with the plain-Python reference (tests/activity/reference.py)."""
 
 from typing import Any
 
 from profile_groups.attributes.registry import PLATFORM_ATTRIBUTES
-from tests.activity_helpers import ago, check, new_profile, send, values
+from tests.activity.helpers import ago, check, new_profile, send, values
 from tests.conftest import Api
 
 
