@@ -1,9 +1,11 @@
 """Helpers shared by the dynamic group tests: groups with rules, running evaluations directly."""
 
+import asyncio
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from profile_groups.db import AsyncSessionMaker
 from profile_groups.groups import evaluation
@@ -72,3 +74,22 @@ async def membership_count(sessionmaker: AsyncSessionMaker, group_id: str) -> tu
         )
         a, b = rows.one()
         return int(a), int(b)
+
+
+async def lock_waits(engine: AsyncEngine, at_least: int) -> None:
+    """Return once `at_least` sessions of this database are waiting for a lock, as PostgreSQL
+    itself reports it: a test then knows a concurrent statement has reached its lock."""
+    async with asyncio.timeout(10), engine.connect() as conn:
+        while True:
+            waiting = (
+                await conn.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    )
+                )
+            ).scalar_one()
+            await conn.rollback()
+            if waiting >= at_least:
+                return
+            await asyncio.sleep(0.01)

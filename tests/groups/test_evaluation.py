@@ -22,6 +22,7 @@ from tests.conftest import Api
 from tests.groups.helpers import (
     create_dynamic,
     evaluate,
+    lock_waits,
     member_ids,
     members,
     membership_count,
@@ -197,7 +198,7 @@ async def test_two_evaluations_of_one_group_run_one_after_the_other(
         second = asyncio.create_task(
             service.run_evaluation(sessionmaker, second_id, timeout_ms=60_000)
         )
-        await asyncio.sleep(0.2)
+        await lock_waits(engine, 2)  # both queue behind the held group row
         assert not first.done() and not second.done()
         got = (await api.get(f"/profile-groups/{group['id']}/")).json()
         assert got["evaluation"]["status"] == "running"
@@ -221,7 +222,7 @@ async def test_requests_do_not_wait_for_a_running_evaluation(
             service.run_evaluation(sessionmaker, evaluation_id, timeout_ms=60_000)
         )
         await _wait_for(sessionmaker, evaluation_id, "running")
-        await asyncio.sleep(0.2)  # it now holds the group row and waits at its diff
+        await lock_waits(engine, 1)  # it now holds the group row and waits at its diff
         r = await asyncio.wait_for(api.post(f"/profile-groups/{group['id']}/evaluate/"), 5)
         assert r.status_code == 202 and r.json()["status"] == "queued"
         got = await asyncio.wait_for(api.get(f"/profile-groups/{group['id']}/"), 5)
@@ -246,9 +247,9 @@ async def test_group_deleted_while_its_evaluation_runs(
             service.run_evaluation(sessionmaker, evaluation_id, timeout_ms=60_000)
         )
         await _wait_for(sessionmaker, evaluation_id, "running")
-        await asyncio.sleep(0.2)
+        await lock_waits(engine, 1)
         deleting = asyncio.create_task(api.delete(f"/profile-groups/{group['id']}/"))
-        await asyncio.sleep(0.2)
+        await lock_waits(engine, 2)
         assert not deleting.done()  # waits for the evaluation's lock on the group
         await conn.rollback()
     result = await running
@@ -296,11 +297,11 @@ async def test_group_deactivated_while_its_evaluation_runs(
             service.run_evaluation(sessionmaker, evaluation_id, timeout_ms=60_000)
         )
         await _wait_for(sessionmaker, evaluation_id, "running")
-        await asyncio.sleep(0.2)
+        await lock_waits(engine, 1)
         patching = asyncio.create_task(
             api.patch(f"/profile-groups/{group['id']}/", json={"is_active": False})
         )
-        await asyncio.sleep(0.2)
+        await lock_waits(engine, 2)
         assert not patching.done()
         await conn.rollback()
     result = await running
