@@ -9,7 +9,7 @@ aggregate is an order-independent fold (count, sum, min, max, and "latest" value
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from sqlalchemy import (
@@ -34,23 +34,34 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from profile_groups.activity.event_types import (
+    EVENT_TYPES,
+    LAST_EVENT_AT,
+    EventType,
+    Latest,
+    Match,
+)
 from profile_groups.kit.repository import set_local
 from profile_groups.models import Profile
 from profile_groups.models.activity import Event, ProfileActivity, ProfileLeaderboard
 
-# One checked event, JSON-ready. A batch is bound as ONE JSONB parameter (an array of these) and
-# unpacked by `jsonb_array_elements`: encoding nine 1,000-element arrays, one per column, cost the
-# API more Python time than all its per-item checks together.
-EventRow = tuple[
-    str | None,  # profile_id (canonical UUID text); exactly one of profile_id / custom_id is set
-    str | None,  # custom_id
-    str,  # type
-    str,  # occurred_at (ISO 8601 with an offset)
-    int | float | None,  # value_num
-    str | None,  # value_text
-    dict[str, Any] | None,  # properties
-    str | None,  # client event id
-]
+
+class EventRow(NamedTuple):
+    """One checked event, JSON-ready.
+
+    A batch is bound as ONE JSONB parameter (a list of these, which json encodes as arrays) and
+    unpacked by `jsonb_array_elements`: encoding nine 1,000-element arrays, one per column, cost
+    the API more Python time than all its per-item checks together.
+    """
+
+    profile_id: str | None  # canonical UUID text; exactly one of profile_id / custom_id is set
+    custom_id: str | None
+    type: str
+    occurred_at: str  # ISO 8601 with an offset
+    value_num: int | float | None
+    value_text: str | None
+    properties: dict[str, Any] | None
+    client_event_id: str | None
 
 
 @dataclass(frozen=True)
@@ -88,16 +99,16 @@ class ActivityRepository:
         return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-_ROW_COLUMNS: list[tuple[str, Any]] = [  # EventRow's fields, in order, with their SQL types
-    ("profile_id", PG_UUID(as_uuid=True)),
-    ("custom_id", String()),
-    ("type", String()),
-    ("occurred_at", DateTime(timezone=True)),
-    ("value_num", Numeric()),
-    ("value_text", Text()),
-    ("properties", JSONB()),
-    ("client_event_id", String()),
-]
+_ROW_TYPES: dict[str, Any] = {  # SQL types of EventRow's fields
+    "profile_id": PG_UUID(as_uuid=True),
+    "custom_id": String(),
+    "type": String(),
+    "occurred_at": DateTime(timezone=True),
+    "value_num": Numeric(),
+    "value_text": Text(),
+    "properties": JSONB(),
+    "client_event_id": String(),
+}
 
 
 def _batch_rows() -> Any:
@@ -109,7 +120,8 @@ def _batch_rows() -> Any:
     )
     item = items.c.item
     fields: list[ColumnElement[Any]] = []
-    for i, (name, type_) in enumerate(_ROW_COLUMNS):
+    for i, name in enumerate(EventRow._fields):
+        type_ = _ROW_TYPES[name]
         if isinstance(type_, JSONB):
             # Properties stay JSONB; a JSON null (no properties) becomes SQL NULL.
             value: Any = case((func.jsonb_typeof(item[i]) == "object", item[i]))
@@ -189,13 +201,13 @@ def _ingest_statement() -> Any:
     )
 
     # 2. Distinct leaderboards; the rows that are new raise leaderboards_ranked_on.
-    board = ins.c.properties["leaderboard_id"].astext
+    board = ins.c.properties[_DISTINCT.property].astext
     lb = (
         insert(ProfileLeaderboard)
         .from_select(
             ["application_id", "profile_id", "leaderboard_id"],
             select(app, ins.c.profile_id, board)
-            .where(ins.c.type == "leaderboard_ranked")
+            .where(ins.c.type == _DISTINCT_TYPE)
             .distinct()
             .order_by(ins.c.profile_id, board),
         )
@@ -207,12 +219,14 @@ def _ingest_statement() -> Any:
 
     # 3. The batch's aggregates per profile. "Latest" values are read from the row ranked first
     #    by (occurred_at, seq) in its kind (type, and streak_type for streaks): one sort of the
-    #    batch instead of a sort per profile and aggregate.
+    #    batch instead of a sort per profile and aggregate. The split property is only part of
+    #    the kind for the types split on it: on others it is metadata and must not split them.
+    split = case(*((ins.c.type == t, ins.c.properties[p].astext) for t, p in _SPLIT_BY.items()))
     ranked = select(
         *ins.c,
         func.row_number()
         .over(
-            partition_by=[ins.c.profile_id, ins.c.type, ins.c.properties["streak_type"].astext],
+            partition_by=[ins.c.profile_id, ins.c.type, split],
             order_by=[ins.c.occurred_at.desc(), ins.c.seq.desc()],
         )
         .label("rn"),
@@ -226,28 +240,24 @@ def _ingest_statement() -> Any:
     # 4. Fold them into the stored aggregates. Rows are locked in profile order so concurrent
     #    batches over the same profiles queue instead of deadlocking.
     names = [c.name for c in agg.c if c.name != "profile_id"]
-    # The latest streak activity of any streak_type is the later of the two kinds' latest.
-    periodic_later = _later(
-        agg.c.periodic_at, agg.c.periodic_seq, agg.c.consecutive_at, agg.c.consecutive_seq
-    )
-    streak = {
-        "streak_seq": case((periodic_later, agg.c.periodic_seq), else_=agg.c.consecutive_seq),
-        "streak_value": case((periodic_later, agg.c.periodic_value), else_=agg.c.consecutive_value),
-    }
-    names += list(streak)
+    # An unsplit "latest" group (e.g. streaks of any streak_type) takes its latest part's values.
+    derived: dict[str, Any] = {}
+    for spec, group in _LATEST:
+        if group.when is None and spec.name in _PARTS:
+            derived |= _of_parts(agg, group, _PARTS[spec.name])
     source = (
         select(
             app,
             agg.c.profile_id,
-            *(agg.c[n] for n in names if n not in streak),
-            *streak.values(),
+            *(agg.c[n] for n in names),
+            *derived.values(),
             func.coalesce(lbc.c.n, 0),
         )
         .select_from(agg.outerjoin(lbc, lbc.c.profile_id == agg.c.profile_id))
         .order_by(agg.c.profile_id)
     )
     upsert = insert(ProfileActivity).from_select(
-        ["application_id", "profile_id", *names, "leaderboards_ranked_on"], source
+        ["application_id", "profile_id", *names, *derived, _DISTINCT.column], source
     )
     upsert = upsert.on_conflict_do_update(
         index_elements=[ProfileActivity.application_id, ProfileActivity.profile_id],
@@ -262,94 +272,90 @@ def _ingest_statement() -> Any:
     return select(inserted.label("inserted"), unknown.label("unknown")).add_cte(up)
 
 
-# -- aggregates --------------------------------------------------------------------------------
+# -- aggregates: derived from the event types' table (activity/event_types.py) -----------------
 
-_COUNTS: dict[str, tuple[str, str | None]] = {
-    # aggregate column: (event type, tier direction)
-    "comments_posted": ("comment_posted", None),
-    "comment_replies": ("comment_replied", None),
-    "comments_reported": ("comment_reported", None),
-    "reactions": ("reaction_added", None),
-    "polls_answered": ("poll_answered", None),
-    "social_added": ("social_connection_added", None),
-    "social_removed": ("social_connection_removed", None),
-    "quests_started": ("quest_started", None),
-    "quests_completed": ("quest_completed", None),
-    "quests_failed": ("quest_failed", None),
-    "quest_rewards_earned": ("quest_reward_earned", None),
-    "quest_rewards_claimed": ("quest_reward_claimed", None),
-    "streak_activities": ("streak_activity", None),
-    "streak_milestones": ("streak_milestone_reached", None),
-    "streak_resets": ("streak_reset", None),
-    "tier_changes": ("tier_changed", None),
-    "tier_upgrades": ("tier_changed", "upgrade"),
-    "tier_downgrades": ("tier_changed", "downgrade"),
-    "rewards_earned": ("reward_earned", None),
-    "reward_actions": ("reward_action_triggered", None),
-    "leaderboard_views": ("leaderboard_viewed", None),
+_TYPES = EVENT_TYPES.values()
+_COUNTS: dict[str, tuple[str, Match | None]] = {
+    c.column: (t.name, c.when) for t in _TYPES for c in t.counts
 }
-_SUMS = {"reward_earned_sum": "reward_earned", "reward_spent_sum": "reward_spent"}
-_LAST_TIMES = {
-    "last_comment_at": "comment_posted",
-    "last_reaction_at": "reaction_added",
-    "last_poll_at": "poll_answered",
-    "last_quest_started_at": "quest_started",
-    "last_quest_completed_at": "quest_completed",
-    "last_reward_earned_at": "reward_earned",
-}
-# "Latest" groups: (time column, seq column, {value column: kind}) and which events they fold.
-_LATEST: list[tuple[str, str, dict[str, str], str, str | None]] = [
-    ("consecutive_at", "consecutive_seq", {"consecutive_value": "num"}, "streak_activity",
-     "consecutive"),
-    ("periodic_at", "periodic_seq", {"periodic_value": "num"}, "streak_activity", "periodic"),
-    ("reset_at", "reset_seq", {}, "streak_reset", None),
-    ("frozen_at", "frozen_seq", {}, "streak_frozen", None),
-    ("unfrozen_at", "unfrozen_seq", {}, "streak_unfrozen", None),
-    ("tier_at", "tier_seq", {"tier_name": "text", "tier_rank": "rank"}, "tier_changed", None),
-]  # fmt: skip
+_SUMS = {s.column: t.name for t in _TYPES for s in t.sums}
+_LAST_TIMES = {column: t.name for t in _TYPES for column in t.last_at}
+_FIRST_TIMES = {column: t.name for t in _TYPES for column in t.first_at}
+_MAXIMA = {column: t.name for t in _TYPES for column in t.max_value}
+_LATEST = [(t, g) for t in _TYPES for g in t.latest]
+# Types whose "latest" groups are split by the value of a property -> that property; their parts.
+_SPLIT_BY = {t.name: g.when.property for t in _TYPES for g in t.latest if g.when}
+_PARTS = {name: [g for g in EVENT_TYPES[name].latest if g.when] for name in _SPLIT_BY}
+# profile_leaderboards holds the distinct values of one property of one type.
+[(_DISTINCT_TYPE, _DISTINCT)] = [(t.name, t.distinct) for t in _TYPES if t.distinct]
+
+
+def _latest_value(rows: Any, type_: EventType, source: str | None) -> Any:
+    """A "latest" group's value: the event's value (None) or a property, typed as checked."""
+    if source is None:
+        assert type_.value is not None
+        return rows.c.value_text if type_.value.kind == "string" else rows.c.value_num
+    value = rows.c.properties[source].astext
+    [prop] = [p for p in type_.properties if p.name == source]
+    return cast(value, BigInteger) if prop.kind == "integer" else value
 
 
 def _batch_aggregates(ins: Any) -> list[ColumnElement[Any]]:
     t = ins.c.type
 
-    def where(type_: str, direction: str | None = None) -> ColumnElement[bool]:
-        if direction is None:
+    def where(type_: str, when: Match | None = None) -> ColumnElement[bool]:
+        if when is None:
             return t == type_  # type: ignore[no-any-return]
-        return and_(t == type_, ins.c.properties["direction"].astext == direction)
+        return and_(t == type_, ins.c.properties[when.property].astext == when.value)
 
     def first_by_latest(expr: Any, cond: ColumnElement[bool], rank: Any) -> Any:
         # Exactly one row of the kind is ranked 1, so max() just picks its value.
         return func.max(expr).filter(and_(cond, rank == 1))
 
     out: list[ColumnElement[Any]] = []
-    for name, (type_, direction) in _COUNTS.items():
-        out.append(func.count().filter(where(type_, direction)).label(name))
+    for name, (type_, when) in _COUNTS.items():
+        out.append(func.count().filter(where(type_, when)).label(name))
     for name, type_ in _SUMS.items():
         out.append(func.coalesce(func.sum(ins.c.value_num).filter(where(type_)), 0).label(name))
-    out.append(func.max(ins.c.occurred_at).label("last_event_at"))
+    out.append(func.max(ins.c.occurred_at).label(LAST_EVENT_AT))
     for name, type_ in _LAST_TIMES.items():
         out.append(func.max(ins.c.occurred_at).filter(where(type_)).label(name))
-    streak = where("streak_activity")
-    out.append(func.min(ins.c.occurred_at).filter(streak).label("first_streak_at"))
-    out.append(func.max(ins.c.occurred_at).filter(streak).label("last_streak_at"))
-    out.append(func.coalesce(func.max(ins.c.value_num).filter(streak), 0).label("longest_streak"))
-    for at, seq, values, type_, streak_type in _LATEST:
-        cond = where(type_)
-        rank = ins.c.rn
-        if streak_type is not None:
-            cond = and_(cond, ins.c.properties["streak_type"].astext == streak_type)
-        out.append(func.max(ins.c.occurred_at).filter(cond).label(at))
-        out.append(first_by_latest(ins.c.seq, cond, rank).label(seq))
-        for name, kind in values.items():
-            expr: Any
-            if kind == "num":
-                expr = ins.c.value_num
-            elif kind == "text":
-                expr = ins.c.value_text
-            else:
-                expr = cast(ins.c.properties["rank"].astext, BigInteger)
-            out.append(first_by_latest(expr, cond, rank).label(name))
+    for name, type_ in _FIRST_TIMES.items():
+        out.append(func.min(ins.c.occurred_at).filter(where(type_)).label(name))
+    for name, type_ in _MAXIMA.items():
+        out.append(func.coalesce(func.max(ins.c.value_num).filter(where(type_)), 0).label(name))
+    for spec, group in _LATEST:
+        cond = where(spec.name, group.when)
+        out.append(func.max(ins.c.occurred_at).filter(cond).label(group.at))
+        if group.when is None and spec.name in _PARTS:
+            continue  # seq and values come from the parts (_of_parts)
+        out.append(first_by_latest(ins.c.seq, cond, ins.c.rn).label(group.seq))
+        for name, source in group.values:
+            expr = _latest_value(ins, spec, source)
+            out.append(first_by_latest(expr, cond, ins.c.rn).label(name))
     return out
+
+
+def _of_parts(agg: Any, group: Latest, parts: list[Latest]) -> dict[str, Any]:
+    """Seq and values of an unsplit group: those of its latest part (the first if none is)."""
+    later = [
+        and_(
+            *(
+                _later(agg.c[p.at], agg.c[p.seq], agg.c[q.at], agg.c[q.seq])
+                for q in parts
+                if q is not p
+            )
+        )
+        for p in parts[1:]
+    ]
+    # Each column of the group -> the same column of every part (values matched by source).
+    columns = {group.seq: [p.seq for p in parts]}
+    for name, source in group.values:
+        columns[name] = [{s: c for c, s in p.values}[source] for p in parts]
+    return {
+        name: case(*zip(later, (agg.c[c] for c in cols[1:]), strict=True), else_=agg.c[cols[0]])
+        for name, cols in columns.items()
+    }
 
 
 def _later(at: Any, seq: Any, other_at: Any, other_seq: Any) -> ColumnElement[bool]:
@@ -364,18 +370,17 @@ def _fold(new: Any) -> dict[str, Any]:
     """SET clause merging the batch's aggregates (`new` = EXCLUDED) into the stored row."""
     pa = ProfileActivity
     out: dict[str, Any] = {}
-    for name in [*_COUNTS, *_SUMS, "leaderboards_ranked_on"]:
+    for name in [*_COUNTS, *_SUMS, _DISTINCT.column]:
         out[name] = getattr(pa, name) + new[name]
-    for name in ["last_event_at", *_LAST_TIMES, "longest_streak"]:  # not last_streak_at: below
+    for name in [LAST_EVENT_AT, *_LAST_TIMES, *_MAXIMA]:
         out[name] = func.greatest(getattr(pa, name), new[name])  # greatest() skips NULLs
-    out["first_streak_at"] = func.least(pa.first_streak_at, new["first_streak_at"])
-    groups = [(at, seq, values) for at, seq, values, _t, _s in _LATEST]
-    groups.append(("last_streak_at", "streak_seq", {"streak_value": "num"}))
-    for at, seq, values in groups:
-        old_at, old_seq = getattr(pa, at), getattr(pa, seq)
-        newer = _later(new[at], new[seq], old_at, old_seq)
-        out[at] = func.greatest(old_at, new[at])
-        for name in [seq, *values]:
+    for name in _FIRST_TIMES:
+        out[name] = func.least(getattr(pa, name), new[name])
+    for _type, group in _LATEST:
+        old_at, old_seq = getattr(pa, group.at), getattr(pa, group.seq)
+        newer = _later(new[group.at], new[group.seq], old_at, old_seq)
+        out[group.at] = func.greatest(old_at, new[group.at])
+        for name in [group.seq, *(name for name, _ in group.values)]:
             out[name] = case((newer, new[name]), else_=getattr(pa, name))
     out["updated_at"] = func.now()
     return out

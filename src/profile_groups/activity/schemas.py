@@ -43,7 +43,3 @@ class EventBatchResult(BaseModel):
     accepted: int = Field(description="Events stored by this request.")
     duplicates: int = Field(description="Events whose client `id` was already accepted.")
     rejected: list[ItemError] = Field(description="Refused items, by index in `events`.")
-
-
-# The item error of every batch endpoint, under the name ingestion uses for it.
-Rejection = ItemError

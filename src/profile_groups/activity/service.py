@@ -1,52 +1,22 @@
-"""Rules of event ingestion (SPEC §5.1, §5.2): per-item checks, profiles, idempotency."""
+"""Rules of event ingestion (docs/activity.md): per-item checks, profiles, idempotency."""
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from profile_groups.activity.repository import ActivityRepository, EventRow
-from profile_groups.activity.schemas import EventBatchResult, Rejection
-from profile_groups.kit.errors import RACE_SQLSTATES, sqlstate
+from profile_groups.activity.event_types import EVENT_TYPES, EventType, Property, ValueKind
+from profile_groups.activity.repository import ActivityRepository, EventRow, InsertResult
+from profile_groups.activity.schemas import EventBatchResult
+from profile_groups.kit.retry import retry_on_race
+from profile_groups.kit.schemas import ItemError
+from profile_groups.kit.timestamps import parse_timestamp
 from profile_groups.models import Application
 
-# §5.2: the event types, and what each needs.
-PLAIN_TYPES = frozenset(
-    {
-        "comment_posted",
-        "comment_replied",
-        "comment_reported",
-        "reaction_added",
-        "poll_answered",
-        "social_connection_added",
-        "social_connection_removed",
-        "quest_started",
-        "quest_completed",
-        "quest_failed",
-        "quest_reward_earned",
-        "quest_reward_claimed",
-        "streak_reset",
-        "streak_milestone_reached",
-        "streak_frozen",
-        "streak_unfrozen",
-        "reward_action_triggered",
-        "leaderboard_viewed",
-    }
-)
-EVENT_TYPES = PLAIN_TYPES | {
-    "streak_activity",
-    "tier_changed",
-    "reward_earned",
-    "reward_spent",
-    "leaderboard_ranked",
-}
-STREAK_TYPES = ("consecutive", "periodic")
-TIER_DIRECTIONS = ("upgrade", "downgrade")
 FIELDS = frozenset({"id", "type", "profile_id", "custom_id", "occurred_at", "value", "properties"})
 MAX_FUTURE = timedelta(minutes=5)
 MAX_ID = 255
@@ -58,8 +28,6 @@ _PLAIN_TIMESTAMP = re.compile(
     r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})\Z", re.ASCII
 )
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
-# Retries of a batch that lost a race (deadlock with a concurrent batch, profile deleted meanwhile).
-_ATTEMPTS = 3
 
 
 class Rejected(Exception):
@@ -102,19 +70,16 @@ def _occurred_at(value: Any, now: datetime) -> str:
         return now.isoformat()
     if not isinstance(value, str):
         raise Rejected("'occurred_at' must be an ISO 8601 timestamp.")
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise Rejected("'occurred_at' must be an ISO 8601 timestamp.") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)  # input timestamps without a zone are UTC (SPEC §1)
+    parsed = parse_timestamp(value)
+    if parsed is None:
+        raise Rejected("'occurred_at' must be an ISO 8601 timestamp.")
     if parsed > now + MAX_FUTURE:
         raise Rejected("'occurred_at' is more than 5 minutes in the future.")
     # The usual spelling means the same instant to PostgreSQL; any other one Python reads (naive,
     # basic format, week dates, offsets with seconds) is rewritten in UTC.
     if _PLAIN_TIMESTAMP.match(value):
         return value
-    return parsed.astimezone(UTC).isoformat()
+    return parsed.isoformat()
 
 
 def _properties(item: dict[str, Any]) -> dict[str, Any]:
@@ -126,59 +91,64 @@ def _properties(item: dict[str, Any]) -> dict[str, Any]:
     return props
 
 
-def _typed_fields(
-    type_: str, item: dict[str, Any], props: dict[str, Any]
-) -> tuple[int | float | None, str | None, dict[str, Any]]:
-    """(value_num, value_text, properties) of one event, checked against §5.2."""
-    value = item.get("value")
-    if type_ == "streak_activity":
-        if value is None:
-            raise Rejected("'value' is required for streak_activity (the streak length).")
-        if not _is_int(value) or value < 0:
-            raise Rejected("'value' of streak_activity must be an integer >= 0.")
-        streak_type = props.get("streak_type", "consecutive")
-        if streak_type not in STREAK_TYPES:
-            raise Rejected("'properties.streak_type' must be 'consecutive' or 'periodic'.")
-        return value, None, {**props, "streak_type": streak_type}
-    if type_ == "tier_changed":
-        if value is None:
-            raise Rejected("'value' is required for tier_changed (the new tier's name).")
+# What each kind of `value` must be (activity/event_types.py), and its phrase in a rejection.
+_VALUES: dict[ValueKind, tuple[Callable[[Any], bool], str]] = {
+    "integer": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "number": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
+    "string": (
+        lambda v: isinstance(v, str) and 0 < len(v) <= MAX_ID,
+        f"a string of 1-{MAX_ID} characters",
+    ),
+}
+
+
+def _property(spec: EventType, prop: Property, props: dict[str, Any]) -> Any:
+    """The property's value as stored (default applied, an integer id as text)."""
+    # A default stands for an absent property only: an explicit null is ill-typed.
+    value: Any = props.get(prop.name, prop.default)
+    key = f"'properties.{prop.name}'"
+    if value is None and prop.default is None:
+        raise Rejected(f"{key} is required for {spec.name}.")
+    if prop.kind == "choice":
+        if value not in prop.choices:
+            raise Rejected(f"{key} must be {' or '.join(map(repr, prop.choices))}.")
+    elif prop.kind == "integer":
+        if not _is_int(value) or abs(value) > _BIGINT:
+            raise Rejected(f"{key} must be an integer.")
+    else:  # "id"
+        if _is_int(value):
+            value = str(value)
         if not isinstance(value, str) or not value or len(value) > MAX_ID:
-            raise Rejected(f"'value' of tier_changed must be a string of 1-{MAX_ID} characters.")
-        rank = props.get("rank")
-        if rank is None:
-            raise Rejected("'properties.rank' is required for tier_changed.")
-        if not _is_int(rank) or abs(rank) > _BIGINT:
-            raise Rejected("'properties.rank' must be an integer.")
-        direction = props.get("direction")
-        if direction is None:
-            raise Rejected("'properties.direction' is required for tier_changed.")
-        if direction not in TIER_DIRECTIONS:
-            raise Rejected("'properties.direction' must be 'upgrade' or 'downgrade'.")
-        return None, value, props
-    if type_ in ("reward_earned", "reward_spent"):
+            raise Rejected(f"{key} must be a string of 1-{MAX_ID} characters.")
+    return value
+
+
+def _typed_fields(
+    spec: EventType, item: dict[str, Any], props: dict[str, Any]
+) -> tuple[int | float | None, str | None, dict[str, Any]]:
+    """(value_num, value_text, properties) of one event, checked against its type's entry."""
+    value_num: int | float | None = None
+    value_text: str | None = None
+    if spec.value is not None:
+        value = item.get("value")
         if value is None:
-            raise Rejected(f"'value' is required for {type_} (the amount).")
-        if not _is_number(value) or value < 0:
-            raise Rejected(f"'value' of {type_} must be a number >= 0.")
-        return value, None, props
-    if type_ == "leaderboard_ranked":
-        board = props.get("leaderboard_id")
-        if board is None:
-            raise Rejected("'properties.leaderboard_id' is required for leaderboard_ranked.")
-        if _is_int(board):
-            board = str(board)
-        if not isinstance(board, str) or not board or len(board) > MAX_ID:
-            raise Rejected(
-                f"'properties.leaderboard_id' must be a string of 1-{MAX_ID} characters."
-            )
-        return None, None, {**props, "leaderboard_id": board}
-    # Types without a value: a stray `value` is ignored, properties are kept as metadata.
-    return None, None, props
+            raise Rejected(f"'value' is required for {spec.name} ({spec.value.meaning}).")
+        valid, expected = _VALUES[spec.value.kind]
+        if not valid(value):
+            raise Rejected(f"'value' of {spec.name} must be {expected}.")
+        if spec.value.kind == "string":
+            value_text = value
+        else:
+            value_num = value
+    for prop in spec.properties:
+        stored = _property(spec, prop, props)
+        if stored is not props.get(prop.name):  # a default or a rewritten value
+            props = {**props, prop.name: stored}
+    return value_num, value_text, props
 
 
 def parse_event(item: Any, now: datetime) -> EventRow:
-    """Check one item of a batch against §5.1/§5.2; raises Rejected with the reason."""
+    """Check one item of a batch (docs/activity.md); raises Rejected with the reason."""
     if not isinstance(item, dict):
         raise Rejected("Event must be a JSON object.")
     if not FIELDS.issuperset(item):
@@ -186,7 +156,8 @@ def parse_event(item: Any, now: datetime) -> EventRow:
     type_ = item.get("type")
     if type_ is None:
         raise Rejected("'type' is required.")
-    if not isinstance(type_, str) or type_ not in EVENT_TYPES:
+    spec = EVENT_TYPES.get(type_) if isinstance(type_, str) else None
+    if spec is None:
         raise Rejected(f"Unknown event type {type_!r}.")
     raw_profile_id = item.get("profile_id")
     custom_id = _string(item, "custom_id")
@@ -197,32 +168,25 @@ def parse_event(item: Any, now: datetime) -> EventRow:
         profile_id = _uuid_text(raw_profile_id)
     client_id = _string(item, "id")
     occurred_at = _occurred_at(item.get("occurred_at"), now)
-    if type_ in PLAIN_TYPES:
+    if spec.value is None and not spec.properties:
         # A stray `value` is ignored; properties are kept as metadata.
         props = _properties(item)
         value_num, value_text = None, None
     else:
-        value_num, value_text, props = _typed_fields(type_, item, _properties(item))
-    return (
-        profile_id,
-        custom_id,
-        type_,
-        occurred_at,
-        value_num,
-        value_text,
-        props or None,
-        client_id,
+        value_num, value_text, props = _typed_fields(spec, item, _properties(item))
+    return EventRow(
+        profile_id, custom_id, type_, occurred_at, value_num, value_text, props or None, client_id
     )
 
 
 async def ingest(session: AsyncSession, app: Application, items: Sequence[Any]) -> EventBatchResult:
-    """Store a batch: the good items are kept, bad ones rejected with their index (SPEC §5.1).
+    """Store a batch: the good items are kept, bad ones rejected with their index.
 
     The events, the profile lookups and every aggregate they touch are one statement in the
     request's transaction, so a rule never sees an event without its effect on the attributes.
     """
     now = datetime.now(UTC)
-    rejected: list[Rejection] = []
+    rejected: list[ItemError] = []
     rows: list[EventRow] = []
     positions: list[int] = []  # batch row -> index in the request
     seen_ids: set[str] = set()
@@ -231,9 +195,9 @@ async def ingest(session: AsyncSession, app: Application, items: Sequence[Any]) 
         try:
             row = parse_event(item, now)
         except Rejected as exc:
-            rejected.append(Rejection(index=index, detail=str(exc)))
+            rejected.append(ItemError(index=index, detail=str(exc)))
             continue
-        client_id = row[7]
+        client_id = row.client_event_id
         if client_id is not None:
             # A repeated id inside one batch is a retry too: the first one counts.
             if client_id in seen_ids:
@@ -246,17 +210,16 @@ async def ingest(session: AsyncSession, app: Application, items: Sequence[Any]) 
         return EventBatchResult(accepted=0, duplicates=duplicates, rejected=rejected)
 
     repo = ActivityRepository(session)
-    for attempt in range(_ATTEMPTS):
-        try:
-            # A savepoint keeps the request's transaction usable if the batch loses a race.
-            async with session.begin_nested():
-                result = await repo.insert_events(app.id, rows)
-            break
-        except DBAPIError as exc:
-            if sqlstate(exc) not in RACE_SQLSTATES or attempt == _ATTEMPTS - 1:
-                raise
+
+    async def insert() -> InsertResult:
+        # A savepoint keeps the request's transaction usable if the batch loses a race (a
+        # deadlock with a concurrent batch, a profile deleted meanwhile).
+        async with session.begin_nested():
+            return await repo.insert_events(app.id, rows)
+
+    result = await retry_on_race(insert)
     unknown = result.unknown_profiles
-    rejected += [Rejection(index=positions[i], detail="Unknown profile.") for i in unknown]
+    rejected += [ItemError(index=positions[i], detail="Unknown profile.") for i in unknown]
     rejected.sort(key=lambda r: r.index)
     return EventBatchResult(
         accepted=result.inserted,

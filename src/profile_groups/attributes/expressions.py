@@ -1,7 +1,7 @@
-"""SQL for attribute values over many profiles at once (SPEC §5.3, §5.4, §5.6).
+"""SQL for attribute values over many profiles at once (docs/activity.md, docs/segmentation.md).
 
 `AttributeContext` is the one place that knows how an attribute is stored. The rule compiler turns
-conditions into boolean SQL over `ctx.value(...)`; a profile's values (§5.6) select the same
+conditions into boolean SQL over `ctx.value(...)`; a profile's values select the same
 expressions for one profile. Either way the query reads
 
     profiles LEFT JOIN profile_activity LEFT JOIN <one GROUP BY subquery per window size>
@@ -38,6 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import InstrumentedAttribute
 
+from profile_groups.activity.event_types import Count, EventType, Sum, windowed
 from profile_groups.attributes.registry import PLATFORM_ATTRIBUTES, AttributeDef, resolve
 from profile_groups.models import Profile
 from profile_groups.models.activity import Event, ProfileActivity
@@ -45,37 +46,26 @@ from profile_groups.models.activity import Event, ProfileActivity
 Expr = ColumnElement[Any]
 _PA = ProfileActivity
 
-# Windowed attributes (marked **w** in §5.3): the aggregate over the events of the window.
-_T = Event.type
+
+# Windowed attributes (docs/activity.md): the aggregate over the window's events that the event
+# types' table names for each (activity/event_types.py), the same events as its all-time column.
+def _window_aggregate(type_: EventType, aggregate: Count | Sum) -> Callable[[], Expr]:
+    where = [Event.type == type_.name]
+    if isinstance(aggregate, Count) and aggregate.when is not None:
+        where.append(Event.properties[aggregate.when.property].astext == aggregate.when.value)
+    if isinstance(aggregate, Sum):
+        return lambda: func.sum(Event.value_num).filter(*where)
+    return lambda: func.count().filter(*where)
+
+
 _WINDOW_AGGREGATES: dict[str, Callable[[], Expr]] = {
-    "total_comments_posted": lambda: func.count().filter(_T == "comment_posted"),
-    "total_comment_replies": lambda: func.count().filter(_T == "comment_replied"),
-    "total_comments_reported": lambda: func.count().filter(_T == "comment_reported"),
-    "total_reactions": lambda: func.count().filter(_T == "reaction_added"),
-    "total_polls_answered": lambda: func.count().filter(_T == "poll_answered"),
-    "total_quests_completed": lambda: func.count().filter(_T == "quest_completed"),
-    "total_failed_quests": lambda: func.count().filter(_T == "quest_failed"),
-    "quest_rewards_earned": lambda: func.count().filter(_T == "quest_reward_earned"),
-    "quest_rewards_claimed": lambda: func.count().filter(_T == "quest_reward_claimed"),
-    "streak_milestones_reached": lambda: func.count().filter(_T == "streak_milestone_reached"),
-    "streak_reset_count": lambda: func.count().filter(_T == "streak_reset"),
-    "tier_upgrade_count": lambda: func.count().filter(
-        _T == "tier_changed", Event.properties["direction"].astext == "upgrade"
-    ),
-    "tier_downgrade_count": lambda: func.count().filter(
-        _T == "tier_changed", Event.properties["direction"].astext == "downgrade"
-    ),
-    "reward_balance_total_earned": lambda: func.sum(Event.value_num).filter(_T == "reward_earned"),
-    "reward_balance_total_spent": lambda: func.sum(Event.value_num).filter(_T == "reward_spent"),
-    "reward_actions_triggered_total": lambda: func.count().filter(_T == "reward_action_triggered"),
-    "leaderboard_views_count": lambda: func.count().filter(_T == "leaderboard_viewed"),
+    key: _window_aggregate(type_, aggregate) for key, (type_, aggregate) in windowed().items()
 }
 WINDOWED_KEYS = frozenset(_WINDOW_AGGREGATES)
-assert {k for k, a in PLATFORM_ATTRIBUTES.items() if a.supports_window} == WINDOWED_KEYS
 
 
 def _num(expr: Any) -> Expr:
-    """A count or sum as NUMERIC, 0 when the profile has no activity row (never NULL, §5.4)."""
+    """A count or sum as NUMERIC, 0 when the profile has no activity row (never NULL)."""
     return cast(func.coalesce(expr, 0), Numeric)
 
 
@@ -235,7 +225,7 @@ class AttributeContext:
     # -- values -----------------------------------------------------------------------------------
 
     def value(self, attr: AttributeDef, window_days: int | None = None) -> Expr:
-        """Typed SQL value of the attribute; NULL when it has no value (§5.4).
+        """Typed SQL value of the attribute; NULL when it has no value.
 
         Numbers are NUMERIC (quest_completion_rate: float8), datetimes timestamptz, booleans
         boolean, strings text (returned raw: an empty string is "no value" only for is_empty).
@@ -265,7 +255,7 @@ class AttributeContext:
         if attr.data_type == "boolean":
             return case((kind == "boolean", cast(text_value, Boolean)), else_=null())
         if attr.data_type == "datetime":
-            # Stored normalized as UTC ISO 8601 strings (SPEC §4), so the cast is exact.
+            # Stored normalized as UTC ISO 8601 strings (docs/profiles.md), so the cast is exact.
             return case((kind == "string", cast(text_value, DateTime(timezone=True))), else_=null())
         return case((kind == "string", text_value), else_=null())
 
@@ -314,11 +304,3 @@ class AttributeContext:
     def select(self, *columns: Any) -> Select[Any]:
         """`SELECT columns FROM from_clause() WHERE where()`; register values before calling."""
         return select(*columns).select_from(self.from_clause()).where(self.where())
-
-
-def lookup(key: str, catalogue: dict[str, AttributeDef]) -> AttributeDef | None:
-    """The definition of `key` (aliases resolved) in a catalogue, or None."""
-    return catalogue.get(resolve(key))
-
-
-__all__ = ["WINDOWED_KEYS", "AttributeContext", "Expr", "lookup"]

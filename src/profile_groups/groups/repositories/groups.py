@@ -44,9 +44,7 @@ class GroupRepository:
         stmt = self._visible(application_id).where(ProfileGroup.custom_id == custom_id)
         return (await self.session.scalars(stmt)).one_or_none()
 
-    def list_statement(
-        self, application_id: UUID, filters: GroupFilters
-    ) -> Select[ProfileGroup]:
+    def list_statement(self, application_id: UUID, filters: GroupFilters) -> Select[ProfileGroup]:
         stmt = self._visible(application_id)
         if filters.membership_type is not None:
             stmt = stmt.where(ProfileGroup.membership_type == filters.membership_type)
