@@ -4,18 +4,19 @@
 conditions into boolean SQL over `ctx.value(...)`; a profile's values select the same
 expressions for one profile. Either way the query reads
 
-    profiles LEFT JOIN profile_activity LEFT JOIN <one GROUP BY subquery per window size>
+    profiles LEFT JOIN profile_activity LEFT JOIN <one materialized GROUP BY per window size>
 
 in one set-based pass: all-time attributes come from the per-profile aggregates row, windowed ones
 from a pre-aggregated scan of the application's events since `as_of - window_days`.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
+    CTE,
     Boolean,
     ColumnElement,
     DateTime,
@@ -23,8 +24,8 @@ from sqlalchemy import (
     FromClause,
     Numeric,
     Select,
-    Subquery,
     and_,
+    any_,
     case,
     cast,
     func,
@@ -40,6 +41,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from profile_groups.activity.event_types import Count, EventType, Sum, windowed
 from profile_groups.attributes.registry import PLATFORM_ATTRIBUTES, AttributeDef, resolve
+from profile_groups.kit.repository import uuid_array
 from profile_groups.models import Profile
 from profile_groups.models.activity import Event, ProfileActivity
 
@@ -62,6 +64,10 @@ _WINDOW_AGGREGATES: dict[str, Callable[[], Expr]] = {
     key: _window_aggregate(type_, aggregate) for key, (type_, aggregate) in windowed().items()
 }
 WINDOWED_KEYS = frozenset(_WINDOW_AGGREGATES)
+# The event type each windowed attribute reads, so a window scans only the types its rules use.
+_WINDOW_TYPES: dict[str, str] = {key: type_.name for key, (type_, _) in windowed().items()}
+# Window sizes (days) -> the windowed attribute keys a query reads over each.
+Windows = Mapping[int, Collection[str]]
 
 
 def _num(expr: Any) -> Expr:
@@ -211,16 +217,27 @@ class AttributeContext:
     activity: type[ProfileActivity] = ProfileActivity
 
     def __init__(
-        self, application_id: UUID, as_of: datetime, custom: dict[str, AttributeDef]
+        self,
+        application_id: UUID,
+        as_of: datetime,
+        custom: dict[str, AttributeDef],
+        *,
+        windows: Windows | None = None,
+        profile_ids: Sequence[UUID] | None = None,
     ) -> None:
+        """`windows` names the windowed keys the query will read (all of them when None), so each
+        window aggregates only those, over only their event types. `profile_ids` restricts the
+        query, windows included, to those profiles (incremental updates)."""
         self.application_id = application_id
         self.as_of = as_of
         self.custom = custom
+        self._window_keys = windows
+        self._profile_ids = list(profile_ids) if profile_ids is not None else None
         # One bound parameter; days_in_current_tier is measured from it.
         self.as_of_param: Expr = literal(as_of, DateTime(timezone=True))
         self._platform = _platform_expressions(self.as_of_param)
         assert set(self._platform) == set(PLATFORM_ATTRIBUTES)
-        self._windows: dict[int, Subquery] = {}
+        self._windows: dict[int, CTE] = {}
 
     # -- values -----------------------------------------------------------------------------------
 
@@ -259,27 +276,37 @@ class AttributeContext:
             return case((kind == "string", cast(text_value, DateTime(timezone=True))), else_=null())
         return case((kind == "string", text_value), else_=null())
 
-    def _window(self, window_days: int) -> Subquery:
+    def _window(self, window_days: int) -> CTE:
         """The events of the last `window_days`, aggregated per profile (registered once per size).
 
-        It carries every windowed aggregate; PostgreSQL drops the ones the query does not read
-        (unused subquery outputs), so a rule pays only for the aggregates it uses.
+        It aggregates the windowed attributes named for this size (all of them without
+        `windows`), reading only their event types: a rule on comments does not aggregate
+        reactions. It is materialized, so however the planner misjudges a never-analyzed table,
+        the window is aggregated once and joined, never re-aggregated per profile.
         """
         found = self._windows.get(window_days)
         if found is not None:
             return found
+        wanted = (
+            self._window_keys.get(window_days, ())
+            if self._window_keys is not None
+            else _WINDOW_AGGREGATES
+        )
+        keys = sorted(wanted)
         cutoff = self.as_of - timedelta(days=window_days)
+        where = [
+            Event.application_id == self.application_id,
+            Event.occurred_at >= cutoff,
+            Event.type.in_(sorted({_WINDOW_TYPES[k] for k in keys})),
+        ]
+        if self._profile_ids is not None:
+            where.append(Event.profile_id == any_(uuid_array(self._profile_ids)))
         sub = (
-            select(
-                Event.profile_id,
-                *(agg().label(key) for key, agg in _WINDOW_AGGREGATES.items()),
-            )
-            .where(
-                Event.application_id == self.application_id,
-                Event.occurred_at >= cutoff,
-            )
+            select(Event.profile_id, *(_WINDOW_AGGREGATES[k]().label(k) for k in keys))
+            .where(*where)
             .group_by(Event.profile_id)
-            .subquery(f"activity_window_{window_days}")
+            .cte(f"activity_window_{window_days}")
+            .prefix_with("MATERIALIZED")
         )
         self._windows[window_days] = sub
         return sub
@@ -298,8 +325,12 @@ class AttributeContext:
         return joined
 
     def where(self) -> Expr:
-        """The tenant filter every query over this context needs."""
-        return self.profile.application_id == self.application_id
+        """The tenant filter every query over this context needs (and the profiles it is
+        restricted to)."""
+        tenant = self.profile.application_id == self.application_id
+        if self._profile_ids is None:
+            return tenant
+        return and_(tenant, self.profile.id == any_(uuid_array(self._profile_ids)))
 
     def select(self, *columns: Any) -> Select[Any]:
         """`SELECT columns FROM from_clause() WHERE where()`; register values before calling."""

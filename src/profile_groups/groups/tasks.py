@@ -3,6 +3,8 @@
 * `evaluate_group` runs one queued evaluation. Its arq job id is `evaluate:<evaluation id>` and the
   database allows one queued evaluation per group, so a group is never queued twice: requests that
   arrive meanwhile join the queued one.
+* `apply_profile_changes` runs every second: profiles whose attributes changed are re-evaluated
+  against every active dynamic group of their application (groups.incremental).
 * `schedule_evaluations` is a tick every 5 seconds (and at worker start) that queues each active
   dynamic group whose `next_evaluation_at` has come, then advances it by
   EVALUATION_INTERVAL_SECONDS. A per-group due time instead of a cron at the interval itself keeps
@@ -10,16 +12,22 @@
   gives the group object a truthful `next_evaluation_at`.
 """
 
+import asyncio
+import logging
 from typing import Any
 from uuid import UUID
 
 from arq import cron
 from arq.worker import func
 
-from profile_groups.groups import evaluation
+from profile_groups.groups import evaluation, incremental
 from profile_groups.kit.state import worker_state
 
 TICK_SECONDS = 5
+# How long one apply_profile_changes job keeps taking rounds before it yields to the next tick.
+CHANGES_SECONDS = 5
+
+log = logging.getLogger("profile_groups.incremental")
 
 
 async def evaluate_group(ctx: dict[str, Any], evaluation_id: str) -> dict[str, Any]:
@@ -41,6 +49,26 @@ async def evaluate_group(ctx: dict[str, Any], evaluation_id: str) -> dict[str, A
     }
 
 
+async def apply_profile_changes(ctx: dict[str, Any]) -> dict[str, int]:
+    """Every second: apply queued profile changes to every dynamic group (groups.incremental),
+    round after round while a full batch keeps coming, for at most a few seconds."""
+    wc = worker_state(ctx)
+    total = incremental.Applied()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + CHANGES_SECONDS
+    while True:
+        done = await incremental.apply_changes(
+            wc.sessionmaker, timeout_ms=wc.settings.STATEMENT_TIMEOUT_MS
+        )
+        for name in ("changes", "profiles", "entered", "exited", "deferred"):
+            setattr(total, name, getattr(total, name) + getattr(done, name))
+        if done.changes < incremental.BATCH or loop.time() > deadline:
+            break
+    if total.changes:
+        log.debug("applied profile changes", extra=vars(total))
+    return vars(total)
+
+
 async def schedule_evaluations(ctx: dict[str, Any]) -> dict[str, int]:
     """Queue due groups, re-enqueue lost jobs, fail evaluations of dead workers, prune history."""
     wc = worker_state(ctx)
@@ -49,6 +77,13 @@ async def schedule_evaluations(ctx: dict[str, Any]) -> dict[str, int]:
 
 FUNCTIONS: list[Any] = [func(evaluate_group, name=evaluation.EVALUATE_JOB)]
 CRON_JOBS: list[Any] = [
+    cron(
+        apply_profile_changes,
+        name="apply_profile_changes",
+        second=set(range(60)),
+        run_at_startup=True,
+        unique=True,
+    ),
     cron(
         schedule_evaluations,
         name="schedule_evaluations",

@@ -11,14 +11,18 @@ from uuid import UUID
 
 from sqlalchemy import (
     CheckConstraint,
+    Column,
+    DateTime,
     ForeignKey,
     Index,
     String,
+    Table,
     Text,
     func,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from profile_groups.models.base import Base
@@ -85,6 +89,8 @@ class GroupEvaluation(Base):
     removed_count: Mapped[int | None]
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # Written every few seconds while it runs; silence for a minute means it was interrupted.
+    heartbeat_at: Mapped[datetime | None]
 
     __table_args__ = (
         CheckConstraint("trigger IN ('schedule', 'rule_change', 'manual')", name="trigger"),
@@ -107,3 +113,15 @@ class GroupEvaluation(Base):
         # Pruning old history.
         Index("ix_group_evaluations_created", "created_at"),
     )
+
+
+# Profiles whose attributes changed since the worker last applied them to dynamic groups. Rows are
+# written by triggers on `profiles` and `profile_activity` (migration 0005), in the transaction
+# of the change, and consumed by groups.incremental. No key: an append-only queue.
+profile_changes = Table(
+    "profile_changes",
+    Base.metadata,
+    Column("application_id", PG_UUID(as_uuid=True), nullable=False),
+    Column("profile_id", PG_UUID(as_uuid=True), nullable=False),
+    Column("changed_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+)

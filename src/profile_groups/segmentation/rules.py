@@ -406,6 +406,19 @@ def parse_rule_tree(
     return ParsedTree(root, sorted(walker.keys)), []
 
 
+def windows_of(node: Node) -> dict[int, set[str]]:
+    """{window_days: canonical keys} of the windowed leaves of a parsed tree."""
+    out: dict[int, set[str]] = {}
+    stack: list[Node] = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, Group):
+            stack.extend(current.children)
+        elif current.window_days is not None:
+            out.setdefault(current.window_days, set()).add(resolve(current.attribute.key))
+    return out
+
+
 def referenced_keys(raw: Any) -> set[str]:
     """Canonical attribute keys named anywhere in a stored tree (valid or not)."""
     out: set[str] = set()

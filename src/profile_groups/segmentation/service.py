@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Select
+from sqlalchemy import ColumnElement, Select, false, func, or_
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,7 +22,7 @@ from profile_groups.kit.errors import QUERY_CANCELED, BadRequest, Unavailable, s
 from profile_groups.kit.repository import clock, set_statement_timeout
 from profile_groups.segmentation import repository
 from profile_groups.segmentation.compiler import compile_tree
-from profile_groups.segmentation.rules import ParsedTree, parse_rule_tree
+from profile_groups.segmentation.rules import ParsedTree, parse_rule_tree, windows_of
 from profile_groups.segmentation.schemas import Preview, PreviewProfile
 
 BODY_LOC: tuple[str, ...] = ("body", "rule_tree")
@@ -48,14 +48,55 @@ class CheckedTree:
     ) -> tuple[AttributeContext, ColumnElement[bool]]:
         """The tree as one boolean SQL expression over the application's profiles at `as_of`,
         with the context whose `select()` reads it."""
-        custom = {k: a for k, a in self.catalogue.items() if a.source == "custom"}
-        ctx = AttributeContext(application_id, as_of, custom)
+        ctx = _context(application_id, as_of, [self])
         return ctx, compile_tree(self.parsed.root, ctx)
 
     def matching(self, application_id: UUID, as_of: datetime) -> Select[Any]:
         """The query of the profiles the tree holds for at `as_of`: one `profile_id` column."""
         ctx, condition = self.compile(application_id, as_of)
         return ctx.select(ctx.profile.id.label("profile_id")).where(condition)
+
+
+def _context(
+    application_id: UUID,
+    as_of: datetime,
+    trees: Sequence[CheckedTree],
+    profile_ids: Sequence[UUID] | None = None,
+) -> AttributeContext:
+    """One context for the trees (of one application): each window aggregates only what they
+    read."""
+    windows: dict[int, set[str]] = {}
+    custom: dict[str, AttributeDef] = {}
+    for tree in trees:
+        for days, keys in windows_of(tree.parsed.root).items():
+            windows.setdefault(days, set()).update(keys)
+        custom.update((k, a) for k, a in tree.catalogue.items() if a.source == "custom")
+    return AttributeContext(
+        application_id, as_of, custom, windows=windows, profile_ids=profile_ids
+    )
+
+
+def matching_many(
+    application_id: UUID,
+    as_of: datetime,
+    trees: Sequence[CheckedTree],
+    *,
+    profile_ids: Sequence[UUID] | None = None,
+) -> Select[Any]:
+    """Every tree's predicate in ONE pass over the application's profiles (and their
+    aggregates and windows): `profile_id, m0, m1, ...` with `m<i>` true where tree i holds.
+
+    Over all profiles, only rows matching some tree are selected; restricted to `profile_ids`
+    (incremental updates), every one of those profiles is, so a profile that matches nothing
+    any more is seen too.
+    """
+    ctx = _context(application_id, as_of, trees, profile_ids)
+    conditions = [compile_tree(tree.parsed.root, ctx) for tree in trees]
+    stmt = ctx.select(
+        ctx.profile.id.label("profile_id"),
+        *(func.coalesce(c, false()).label(f"m{i}") for i, c in enumerate(conditions)),
+    )
+    return stmt if profile_ids is not None else stmt.where(or_(*conditions))
 
 
 async def check_tree(

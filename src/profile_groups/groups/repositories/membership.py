@@ -5,7 +5,12 @@ committed state. Every statement here that adds or removes memberships updates t
 same transaction; nothing else in the code base writes either (profile deletion, static member
 changes and evaluations all come here).
 
-Lock order. Writers of one group's memberships first lock the group row: member adds and removes
+Lock order. An evaluation (full or incremental) of a group first takes the group's advisory lock
+(`evaluation_locks`): full evaluations hold it, per group, for their whole run, so an
+incremental update never applies a change between a full evaluation's snapshot and its diff
+(it skips the group and keeps the change for later). Member changes and PATCH/DELETE never take
+it, so they never wait for an evaluation's matching pass. Then, writers of one group's
+memberships lock the group row: member adds and removes
 and group PATCH/DELETE take it FOR UPDATE (`GroupRepository.get(..., for_update=True)`), an
 evaluation FOR NO KEY UPDATE (which conflicts with those, not with inserts that merely reference
 the group). Under that lock membership rows are written in profile id order, so two writers of one
@@ -22,7 +27,20 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import DateTime, Row, Select, any_, delete, func, literal, or_, select, update
+from sqlalchemy import (
+    DateTime,
+    Row,
+    Select,
+    Text,
+    any_,
+    cast,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,6 +55,11 @@ class DiffCounts:
     matched: int
     added: int
     removed: int
+
+
+def _lock_key(group_id: Any) -> Any:
+    # One bigint per group, in a namespace of its own.
+    return func.hashtextextended(literal("profile_group_evaluation:") + cast(group_id, Text), 0)
 
 
 class MembershipRepository:
@@ -100,6 +123,29 @@ class MembershipRepository:
             )
         )
 
+    # Locks -----------------------------------------------------------------------------------
+
+    async def evaluation_locks(
+        self, group_ids: Sequence[UUID], *, session_level: bool = False
+    ) -> set[UUID]:
+        """Try to take the evaluation (advisory) lock of each group; returns those taken.
+
+        Transaction-level by default (incremental updates); `session_level` locks outlive the
+        transaction, for full evaluations that commit group by group (released by
+        `release_evaluation_locks`, or by the connection closing).
+        """
+        if not group_ids:
+            return set()
+        fn = func.pg_try_advisory_lock if session_level else func.pg_try_advisory_xact_lock
+        gid = func.unnest(uuid_array(sorted(group_ids))).column_valued("gid")
+        stmt = select(gid, fn(_lock_key(gid)).label("taken"))
+        return {row.gid for row in await self.session.execute(stmt) if row.taken}
+
+    async def release_evaluation_locks(self, group_ids: Sequence[UUID]) -> None:
+        if group_ids:
+            gid = func.unnest(uuid_array(group_ids)).column_valued("gid")
+            await self.session.execute(select(func.pg_advisory_unlock(_lock_key(gid))))
+
     # Static members (the caller holds the group row lock) -----------------------------------
 
     async def add(self, group: ProfileGroup, profile_ids: Sequence[UUID]) -> set[UUID]:
@@ -143,10 +189,16 @@ class MembershipRepository:
     # Evaluations (the caller holds the group row lock) --------------------------------------
 
     async def replace(
-        self, group: ProfileGroup, matching: Select[Any], as_of: datetime
+        self,
+        group: ProfileGroup,
+        matching: Select[Any],
+        as_of: datetime,
+        *,
+        within: Sequence[UUID] | None = None,
     ) -> DiffCounts:
         """Make the group's members exactly the profiles `matching` selects (one `profile_id`
-        column), in ONE statement.
+        column), in ONE statement; with `within`, only among those profiles (an incremental
+        update: `matching` must select only profiles of `within`), the others untouched.
 
         The matching set is computed once (a materialized CTE) and FULL JOINed with the group's
         current members: that join (hash or merge, never a nested loop) yields exactly the
@@ -159,9 +211,12 @@ class MembershipRepository:
         statement has inserted so far (quadratic on a first evaluation).
         """
         matched = matching.cte("matched").prefix_with("MATERIALIZED")
+        current_where = [_GM.group_id == group.id]
+        if within is not None:
+            current_where.append(_GM.profile_id == any_(uuid_array(within)))
         current = (
             select(_GM.profile_id)
-            .where(_GM.group_id == group.id)
+            .where(*current_where)
             .cte("current_members")
             .prefix_with("MATERIALIZED")
         )
@@ -205,11 +260,14 @@ class MembershipRepository:
         )
         row = (await self.session.execute(stmt)).one()
         counts = DiffCounts(int(row.matched), int(row.added), int(row.removed))
-        await self.session.execute(
-            update(ProfileGroup)
-            .where(ProfileGroup.id == group.id)
-            .values(profile_count=counts.matched)
-        )
+        if within is None:
+            await self.session.execute(
+                update(ProfileGroup)
+                .where(ProfileGroup.id == group.id)
+                .values(profile_count=counts.matched)
+            )
+        else:
+            await self._add_to_count(group.id, counts.added - counts.removed)
         return counts
 
     # Profile deletion -----------------------------------------------------------------------

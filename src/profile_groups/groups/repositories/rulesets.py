@@ -77,3 +77,33 @@ class RulesetRepository:
         if row is None:
             return None
         return CurrentRuleset(group, row.id, row.rule_tree)
+
+    async def active_of(self, application_id: UUID) -> list[CurrentRuleset]:
+        """The application's active dynamic groups and their current rules (no lock)."""
+        stmt = (
+            select(ProfileGroup, GroupRuleset.id, GroupRuleset.rule_tree)
+            .join(DynamicGroup, DynamicGroup.group_id == ProfileGroup.id)
+            .join(GroupRuleset, GroupRuleset.id == DynamicGroup.ruleset_id)
+            .where(
+                ProfileGroup.application_id == application_id,
+                ProfileGroup.is_active.is_(True),
+                ProfileGroup.membership_type == "dynamic",
+            )
+            .order_by(ProfileGroup.id)
+        )
+        return [CurrentRuleset(g, rid, tree) for g, rid, tree in await self.session.execute(stmt)]
+
+    async def lock_groups(self, group_ids: Sequence[UUID]) -> set[UUID]:
+        """Lock the rows of those groups that are still active and dynamic (FOR NO KEY UPDATE,
+        in id order), skipping any another transaction holds: returns the ids locked."""
+        stmt = (
+            select(ProfileGroup.id)
+            .where(
+                ProfileGroup.id.in_(sorted(group_ids)),
+                ProfileGroup.is_active.is_(True),
+                ProfileGroup.membership_type == "dynamic",
+            )
+            .order_by(ProfileGroup.id)
+            .with_for_update(key_share=True, skip_locked=True)
+        )
+        return set((await self.session.execute(stmt)).scalars())

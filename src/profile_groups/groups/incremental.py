@@ -1,0 +1,115 @@
+"""Incremental membership: profiles whose attributes changed are re-evaluated against every active
+dynamic group of their application within about a second (docs/segmentation.md, "Freshness").
+
+Every write that can change a profile's attributes queues the profile in `profile_changes`, in its
+own transaction (triggers on `profiles` and `profile_activity`). The worker's `apply_changes` tick
+takes queued changes (only committed ones are visible), recomputes those profiles' membership of
+every active dynamic group of their application in one pass, and applies the entries and exits,
+all in ONE transaction, so:
+
+* a change is never lost: its queue row goes only with the commit that applied it (a worker that
+  dies mid-way rolls back and the rows are there for the next tick);
+* a change is never applied twice with stale data: membership is recomputed from the profile's
+  current data, so applying the same profiles again is a no-op, and the data read is at least as
+  new as the change (the rows taken were committed before the statements that read the data);
+* a full evaluation of a group is never undone: while one runs it holds the group's evaluation
+  lock; this tick skips the group and queues the changes again for the next tick.
+"""
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from profile_groups.db import AsyncSessionMaker
+from profile_groups.groups.repositories.changes import ChangeRepository
+from profile_groups.groups.repositories.membership import MembershipRepository
+from profile_groups.groups.repositories.rulesets import CurrentRuleset, RulesetRepository
+from profile_groups.kit.repository import clock, set_statement_timeout, uuid_array
+from profile_groups.kit.retry import retry_on_race
+from profile_groups.segmentation.service import CheckedTree, check_tree, matching_many
+
+log = logging.getLogger("profile_groups.incremental")
+
+# Changes taken per transaction: bounds one round's work (a burst of a million changes is worked
+# off in rounds, each committed on its own).
+BATCH = 20_000
+
+
+@dataclass
+class Applied:
+    changes: int = 0
+    profiles: int = 0
+    entered: int = 0
+    exited: int = 0
+    deferred: int = 0  # profiles queued again: a group of theirs was busy
+
+
+async def apply_changes(
+    sessionmaker: AsyncSessionMaker, *, timeout_ms: int, batch: int = BATCH
+) -> Applied:
+    """One round: take up to `batch` queued changes and apply them to every group."""
+
+    async def round_() -> Applied:
+        async with sessionmaker() as session, session.begin():
+            await set_statement_timeout(session, timeout_ms)
+            taken = await ChangeRepository(session).claim(batch)
+            done = Applied(changes=len(taken))
+            by_app: dict[UUID, dict[UUID, datetime]] = defaultdict(dict)
+            for row in taken:
+                seen = by_app[row.application_id].get(row.profile_id)
+                at: datetime = row.changed_at if seen is None else min(seen, row.changed_at)
+                by_app[row.application_id][row.profile_id] = at
+            for app_id, profiles in by_app.items():
+                await _apply_application(session, app_id, profiles, done)
+            return done
+
+    return await retry_on_race(round_)
+
+
+async def _apply_application(
+    session: AsyncSession, app_id: UUID, profiles: dict[UUID, datetime], done: Applied
+) -> None:
+    ids = sorted(profiles)
+    done.profiles += len(ids)
+    groups = await RulesetRepository(session).active_of(app_id)
+    if not groups:
+        return
+    memberships = MembershipRepository(session)
+    evaluable = await memberships.evaluation_locks([g.group.id for g in groups])
+    locked = await RulesetRepository(session).lock_groups(sorted(evaluable))
+    ready: list[tuple[CurrentRuleset, CheckedTree]] = []
+    for current in groups:
+        if current.group.id not in locked:
+            continue
+        checked, _ = await check_tree(session, app_id, current.rule_tree, ("rule_tree",))
+        if checked is not None:  # rules no longer valid: the next full evaluation reports it
+            ready.append((current, checked))
+    if len(locked) < len(groups):
+        # A group is being evaluated in full, or written: its changes wait for the next round.
+        await ChangeRepository(session).put_back(app_id, ids, min(profiles.values()))
+        done.deferred += len(ids)
+    if not ready:
+        return
+    as_of = await clock(session)
+    rows = (
+        await session.execute(
+            matching_many(app_id, as_of, [c for _, c in ready], profile_ids=ids)
+        )
+    ).all()
+    for i, (current, _) in enumerate(ready):
+        matched = [row.profile_id for row in rows if row[i + 1]]
+        counts = await memberships.replace(
+            current.group, _ids_query(matched), as_of, within=ids
+        )
+        done.entered += counts.added
+        done.exited += counts.removed
+
+
+def _ids_query(ids: list[UUID]) -> Select[Any]:
+    return select(func.unnest(uuid_array(ids)).column_valued("profile_id"))
