@@ -516,4 +516,59 @@ async def test_schedule_tick_recovers_lost_work(
     assert await app_state(app).arq.exists(f"arq:job:evaluate:{queued}")
     history = await _evaluations(api, group["id"])
     lost = [h for h in history if h["status"] == "failed"]
-    assert len(lost) == 1 and "stopped before it finished" in lost[0]["error"]
+    assert len(lost) == 1 and "interrupted: no heartbeat" in lost[0]["error"]
+
+
+async def test_a_long_evaluation_with_a_heartbeat_is_not_taken_for_lost(
+    api: Api, app: Any, sessionmaker: AsyncSessionMaker, settings: Settings
+) -> None:
+    await _scored(api, 0.9)
+    group = await create_dynamic(api, app, sessionmaker, SCORE_ABOVE)
+    queued = await queued_id(sessionmaker, group["id"])
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            update(GroupEvaluation)
+            .where(GroupEvaluation.id == queued)
+            .values(status="running", started_at=long_ago, heartbeat_at=datetime.now(UTC))
+        )
+    stats = await service.schedule_tick(sessionmaker, app_state(app).arq, settings)
+    assert stats["lost"] == 0
+    assert await _status(sessionmaker, queued) == "running"
+    # Silent for a minute: failed, and its group due again at once.
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            update(GroupEvaluation)
+            .where(GroupEvaluation.id == queued)
+            .values(heartbeat_at=datetime.now(UTC) - timedelta(seconds=61))
+        )
+    stats = await service.schedule_tick(sessionmaker, app_state(app).arq, settings)
+    assert stats["lost"] == 1 and stats["due"] == 1
+    assert await _status(sessionmaker, queued) == "failed"
+    assert await queued_id(sessionmaker, group["id"]) is not None  # retried at once
+
+
+async def test_writes_to_a_group_do_not_wait_for_its_matching_pass(
+    api: Api, app: Any, sessionmaker: AsyncSessionMaker, engine: AsyncEngine
+) -> None:
+    await _scored(api, 0.9)
+    group = await create_dynamic(api, app, sessionmaker, SCORE_ABOVE)
+    evaluation_id = await request(sessionmaker, group["id"])
+    # Stall the evaluation in its matching pass (it reads the aggregates).
+    async with _holding(engine, "LOCK TABLE profile_activity IN ACCESS EXCLUSIVE MODE") as conn:
+        running = asyncio.create_task(
+            service.run_evaluation(sessionmaker, evaluation_id, timeout_ms=60_000)
+        )
+        await lock_waits(engine, 1)
+        r = await asyncio.wait_for(
+            api.patch(f"/profile-groups/{group['id']}/", json={"name": "Renamed"}), 5
+        )
+        assert r.status_code == 200, r.text
+        r = await asyncio.wait_for(api.get(f"/profile-groups/{group['id']}/members/"), 5)
+        assert r.status_code == 200
+        assert not running.done()
+        await conn.rollback()
+    result = await running
+    assert result is not None and result.status == "succeeded" and result.added_count == 1
+    got = (await api.get(f"/profile-groups/{group['id']}/")).json()
+    assert got["name"] == "Renamed" and got["profile_count"] == 1

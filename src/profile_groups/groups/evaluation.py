@@ -6,7 +6,12 @@ id `evaluate:<evaluation id>`), so a lost job is found again by the tick and not
 Redis keeping it.
 """
 
+import asyncio
+import contextlib
+import functools
 import logging
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -19,20 +24,42 @@ from profile_groups.config import Settings
 from profile_groups.db import AsyncSessionMaker, after_commit
 from profile_groups.groups.repositories.evaluations import EvaluationRepository
 from profile_groups.groups.repositories.membership import MembershipRepository
-from profile_groups.groups.repositories.rulesets import RulesetRepository
+from profile_groups.groups.repositories.rulesets import CurrentRuleset, RulesetRepository
 from profile_groups.groups.schemas import EvaluationState, Ruleset
 from profile_groups.kit.errors import QUERY_CANCELED, Conflict, sqlstate
 from profile_groups.kit.pagination import Paged, PageRequest, paginate
-from profile_groups.kit.repository import clock, set_local, set_statement_timeout
+from profile_groups.kit.repository import (
+    analyze_stale,
+    clock,
+    create_temporary,
+    drop_temporary,
+    set_local,
+    set_statement_timeout,
+)
 from profile_groups.kit.retry import retry_on_race
 from profile_groups.models import ProfileGroup
 from profile_groups.models.segmentation import GroupEvaluation
 from profile_groups.segmentation.rules import referenced_keys
-from profile_groups.segmentation.service import check_tree, describe
+from profile_groups.segmentation.service import (
+    CheckedTree,
+    check_tree,
+    describe,
+    matched_in,
+    matching_many,
+)
 
 log = logging.getLogger("profile_groups.evaluation")
 
 EVALUATE_JOB = "evaluate_group"
+EVALUATE_BATCH_JOB = "evaluate_groups"
+# A running evaluation writes a heartbeat this often; one silent for SILENCE is failed and
+# retried at once by the tick.
+HEARTBEAT_SECONDS = 10
+SILENCE = timedelta(seconds=60)
+# The temporary table (on the evaluation's own connection) holding the shared pass's result.
+MATCHES_TABLE = "evaluation_matches"
+# The tables evaluations read, whose statistics the tick refreshes after bulk changes.
+ANALYZED_TABLES = ("profiles", "profile_activity", "events", "group_memberships")
 # A queued evaluation whose job has not started after this long is enqueued again (lost job).
 REQUEUE_AFTER = timedelta(seconds=60)
 HISTORY_DAYS = 90
@@ -43,6 +70,25 @@ EVALUATION_WORK_MEM = "64MB"
 
 
 # Rulesets and the queue ---------------------------------------------------------------------
+
+
+async def _enqueue_batch(arq: ArqRedis, application_id: UUID, evaluation_ids: list[UUID]) -> bool:
+    """One job for the due evaluations of one application (they share one pass)."""
+    if len(evaluation_ids) == 1:
+        return await _enqueue(arq, application_id, evaluation_ids[0])
+    first = min(evaluation_ids)
+    try:
+        job = await arq.enqueue_job(
+            EVALUATE_BATCH_JOB, [str(i) for i in evaluation_ids], _job_id=f"evaluate-batch:{first}"
+        )
+    except Exception:
+        log.warning(
+            "could not enqueue evaluations",
+            extra={"application_id": str(application_id)},
+            exc_info=True,
+        )
+        return False
+    return job is not None
 
 
 async def _enqueue(arq: ArqRedis, group_id: UUID, evaluation_id: UUID) -> bool:
@@ -178,87 +224,198 @@ def _error_text(exc: BaseException, timeout_ms: int) -> str:
 async def run_evaluation(
     sessionmaker: AsyncSessionMaker, evaluation_id: UUID, *, timeout_ms: int
 ) -> GroupEvaluation | None:
-    """Run one queued evaluation; None when there is nothing to run.
+    """Run one queued evaluation; None when there is nothing to run."""
+    results = await run_evaluations(sessionmaker, [evaluation_id], timeout_ms=timeout_ms)
+    return results[0] if results else None
 
-    1. Claim it (queued -> running) in its own short transaction, so readers see it running.
-    2. In one transaction: lock the group row (FOR NO KEY UPDATE, see MembershipRepository),
-       skip a group that is gone, inactive or static, check the rules against the current
-       catalogue, apply the matching set, record the outcome. A lost race is retried once.
-    3. On failure that transaction rolls back (membership untouched) and the error is recorded in
-       a separate one.
+
+async def run_evaluations(
+    sessionmaker: AsyncSessionMaker, evaluation_ids: Sequence[UUID], *, timeout_ms: int
+) -> list[GroupEvaluation]:
+    """Run queued evaluations of one application's groups, sharing one pass over its profiles.
+
+    1. Claim them (queued -> running) in a short transaction, so readers see them running; from
+       then on a heartbeat proves they are alive (a silent one is failed and retried by the tick).
+    2. Take each group's evaluation lock (session-level, id order: incremental updates leave the
+       group alone until the end) and, in one statement, compute every group's matching set into
+       a temporary table (`matching_many`), WITHOUT locking any group row: PATCH, DELETE and
+       member reads never wait for this pass.
+    3. Group by group, each in its own short transaction: lock the group row (FOR NO KEY UPDATE:
+       waits only for a write in flight), skip a group that is gone, inactive or static, apply
+       its diff from the temporary table, record the outcome. A failure rolls back that group
+       only (membership untouched) and is recorded in a transaction of its own.
+    Returns the finished evaluations (succeeded or failed).
     """
-    async with sessionmaker() as session, session.begin():
-        claimed = await EvaluationRepository(session).claim(evaluation_id)
-    if claimed is None:
-        return None  # already taken by another job, or its group was deleted
-    as_of: datetime | None = None
+    engine = sessionmaker.kw["bind"]
+    async with engine.connect() as conn:
 
-    async def evaluate() -> GroupEvaluation | None:
-        nonlocal as_of
-        as_of = None
-        async with sessionmaker() as session, session.begin():
-            evaluations = EvaluationRepository(session)
-            # Waiting for another evaluation of the group is bounded by the job timeout, not by
-            # the statement timeout, which applies to the evaluation itself.
-            await set_statement_timeout(session, 0)
-            current = await RulesetRepository(session).lock_current(claimed.group_id)
-            if current is None:
-                await evaluations.delete_evaluation(evaluation_id)
-                return None
-            if await evaluations.lock_evaluation(evaluation_id) is None:
-                return None
-            await set_statement_timeout(session, timeout_ms)
-            await set_local(session, "work_mem", EVALUATION_WORK_MEM)
-            as_of = await clock(session)
-            group = current.group
-            checked, errors = await check_tree(
-                session, group.application_id, current.rule_tree, ("rule_tree",)
-            )
-            if checked is None:
-                raise _RulesNoLongerValid(describe(errors))
-            counts = await MembershipRepository(session).replace(
-                group, checked.matching(group.application_id, as_of), as_of
-            )
-            return await evaluations.finish(evaluation_id, current.ruleset_id, as_of, counts)
+        def session() -> AsyncSession:
+            # One connection for every step: the temporary table and the locks live on it.
+            return AsyncSession(bind=conn, expire_on_commit=False, autoflush=False)
 
+        async with session() as s, s.begin():
+            claimed = [
+                c for c in [await EvaluationRepository(s).claim(i) for i in evaluation_ids] if c
+            ]
+        if not claimed:
+            return []
+        heart = asyncio.create_task(_heartbeat(sessionmaker, [c.id for c in claimed]))
+        try:
+            return await _evaluate_claimed(session, claimed, timeout_ms)
+        finally:
+            heart.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heart
+            await _release(session, [c.group_id for c in claimed])
+
+
+async def _heartbeat(sessionmaker: AsyncSessionMaker, evaluation_ids: list[UUID]) -> None:
+    while True:
+        await asyncio.sleep(HEARTBEAT_SECONDS)
+        try:
+            async with sessionmaker() as session, session.begin():
+                await EvaluationRepository(session).beat(evaluation_ids)
+        except Exception:  # a missed beat is what the sweep is for
+            log.warning("evaluation heartbeat failed", exc_info=True)
+
+
+async def _release(session: Callable[[], AsyncSession], group_ids: list[UUID]) -> None:
     try:
-        return await retry_on_race(evaluate, attempts=2)
-    except Exception as exc:
+        async with session() as s, s.begin():
+            await drop_temporary(s, MATCHES_TABLE)
+            await MembershipRepository(s).release_evaluation_locks(group_ids)
+    except Exception:  # a broken connection is discarded, and its locks go with it
+        log.warning("could not release evaluation locks", exc_info=True)
+
+
+async def _evaluate_claimed(
+    session: Callable[[], AsyncSession], claimed: list[GroupEvaluation], timeout_ms: int
+) -> list[GroupEvaluation]:
+    by_group = {c.group_id: c for c in claimed}
+    done: list[GroupEvaluation] = []
+
+    async def fail(evaluation: GroupEvaluation, exc: BaseException, as_of: datetime | None) -> None:
         log.warning(
             "evaluation failed",
-            extra={"group_id": str(claimed.group_id), "evaluation_id": str(evaluation_id)},
+            extra={"group_id": str(evaluation.group_id), "evaluation_id": str(evaluation.id)},
             exc_info=not isinstance(exc, _RulesNoLongerValid),
         )
-        async with sessionmaker() as session, session.begin():
-            evaluations = EvaluationRepository(session)
-            await evaluations.fail(evaluation_id, _error_text(exc, timeout_ms), as_of)
-            return await evaluations.get_evaluation(evaluation_id)
+        async with session() as s, s.begin():
+            repo = EvaluationRepository(s)
+            await repo.fail(evaluation.id, _error_text(exc, timeout_ms), as_of)
+            failed = await repo.get_evaluation(evaluation.id)
+        if failed is not None:
+            done.append(failed)
+
+    # 2. The shared pass.
+    app_id = claimed[0].application_id
+    as_of: datetime | None = None
+    invalid: dict[UUID, _RulesNoLongerValid] = {}
+    try:
+        async with session() as s, s.begin():
+            await MembershipRepository(s).hold_evaluation_locks(list(by_group))
+            currents = await RulesetRepository(s).active_of(app_id, list(by_group))
+            gone = set(by_group) - {c.group.id for c in currents}
+            for group_id in gone:  # deleted, deactivated or static meanwhile: nothing happened
+                await EvaluationRepository(s).delete_evaluation(by_group[group_id].id)
+            ready: list[tuple[CurrentRuleset, CheckedTree]] = []
+            for current in currents:
+                checked, errors = await check_tree(s, app_id, current.rule_tree, ("rule_tree",))
+                if checked is None:
+                    invalid[current.group.id] = _RulesNoLongerValid(describe(errors))
+                else:
+                    ready.append((current, checked))
+            as_of = await clock(s)
+            if ready:
+                await set_statement_timeout(s, timeout_ms)
+                await set_local(s, "work_mem", EVALUATION_WORK_MEM)
+                # Hash joins whatever the statistics say: a never-analyzed table must not turn
+                # the pass into a nested loop over a million profiles.
+                await set_local(s, "enable_nestloop", "off")
+                await create_temporary(
+                    s, MATCHES_TABLE, matching_many(app_id, as_of, [c for _, c in ready])
+                )
+    except Exception as exc:
+        for evaluation in claimed:
+            await fail(evaluation, exc, as_of)
+        return done
+    for group_id, error in invalid.items():
+        await fail(by_group[group_id], error, as_of)
+    assert as_of is not None
+
+    # 3. Group by group.
+    for index, (current, _) in enumerate(ready):
+        evaluation = by_group[current.group.id]
+        try:
+            finished = await retry_on_race(
+                functools.partial(_apply, session, evaluation, index, as_of, timeout_ms)
+            )
+        except Exception as exc:
+            await fail(evaluation, exc, as_of)
+            continue
+        if finished is not None:
+            done.append(finished)
+    return done
+
+
+async def _apply(
+    session: Callable[[], AsyncSession],
+    evaluation: GroupEvaluation,
+    index: int,
+    as_of: datetime,
+    timeout_ms: int,
+) -> GroupEvaluation | None:
+    """Apply group `index`'s matching set from the shared pass, under its row lock."""
+    async with session() as s, s.begin():
+        locked = await RulesetRepository(s).lock_current(evaluation.group_id)
+        if locked is None:
+            await EvaluationRepository(s).delete_evaluation(evaluation.id)
+            return None
+        await set_statement_timeout(s, timeout_ms)
+        await set_local(s, "work_mem", EVALUATION_WORK_MEM)
+        # No array parameters here: let PostgreSQL cache the plans of the per-row foreign-key
+        # checks of the inserted memberships instead of re-planning each one.
+        await set_local(s, "plan_cache_mode", "auto")
+        counts = await MembershipRepository(s).replace(
+            locked.group, matched_in(MATCHES_TABLE, index), as_of
+        )
+        return await EvaluationRepository(s).finish(evaluation.id, locked.ruleset_id, as_of, counts)
 
 
 async def schedule_tick(
     sessionmaker: AsyncSessionMaker, arq: ArqRedis, settings: Settings
 ) -> dict[str, int]:
-    """The worker's periodic tick: queue every due group, recover lost work, prune history."""
+    """The worker's periodic tick: fail and retry interrupted evaluations, queue every due group
+    (one job per application, sharing one pass), recover lost jobs, prune history, and refresh
+    planner statistics that bulk loads left stale."""
     now = datetime.now(UTC)
     interval = timedelta(seconds=settings.EVALUATION_INTERVAL_SECONDS)
     async with sessionmaker() as session, session.begin():
         repo = EvaluationRepository(session)
+        lost = await repo.fail_silent(
+            now - SILENCE,
+            f"The evaluation was interrupted: no heartbeat for {SILENCE.seconds} s (its worker "
+            "stopped or lost the database). It is evaluated again.",
+            due_at=now,
+        )
         due = await repo.request_due(now, interval)
         stale = await repo.stale_queued(now - REQUEUE_AFTER)
-        # A worker kills a job after its timeout; a running row older than that whose
-        # transaction is gone (not row-locked) was lost with its worker.
-        lost = await repo.fail_lost(
-            now - timedelta(seconds=2 * settings.job_timeout_seconds),
-            "The worker running this evaluation stopped before it finished.",
-        )
         pruned = await repo.prune_history(now - timedelta(days=HISTORY_DAYS))
+    async with sessionmaker() as session, session.begin():
+        analyzed = await analyze_stale(session, ANALYZED_TABLES)
+    by_app: dict[UUID, list[UUID]] = defaultdict(list)
+    for app_id, _, evaluation_id in due:
+        by_app[app_id].append(evaluation_id)
     enqueued = 0
-    for group_id, evaluation_id in [*due, *stale]:
+    for app_id, ids in by_app.items():
+        enqueued += await _enqueue_batch(arq, app_id, ids)
+    for group_id, evaluation_id in stale:
         enqueued += await _enqueue(arq, group_id, evaluation_id)
     return {
         "due": len(due),
         "requeued": len(stale),
-        "lost": lost,
+        "lost": len(lost),
         "pruned": pruned,
+        "analyzed": len(analyzed),
         "enqueued": enqueued,
     }

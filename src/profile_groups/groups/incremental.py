@@ -98,15 +98,11 @@ async def _apply_application(
         return
     as_of = await clock(session)
     rows = (
-        await session.execute(
-            matching_many(app_id, as_of, [c for _, c in ready], profile_ids=ids)
-        )
+        await session.execute(matching_many(app_id, as_of, [c for _, c in ready], profile_ids=ids))
     ).all()
     for i, (current, _) in enumerate(ready):
         matched = [row.profile_id for row in rows if row[i + 1]]
-        counts = await memberships.replace(
-            current.group, _ids_query(matched), as_of, within=ids
-        )
+        counts = await memberships.replace(current.group, _ids_query(matched), as_of, within=ids)
         done.entered += counts.added
         done.exited += counts.removed
 

@@ -49,6 +49,17 @@ async def evaluate_group(ctx: dict[str, Any], evaluation_id: str) -> dict[str, A
     }
 
 
+async def evaluate_groups(ctx: dict[str, Any], evaluation_ids: list[str]) -> dict[str, Any]:
+    """Run the queued evaluations of one application's due groups in one shared pass."""
+    wc = worker_state(ctx)
+    results = await evaluation.run_evaluations(
+        wc.sessionmaker,
+        [UUID(i) for i in evaluation_ids],
+        timeout_ms=wc.settings.STATEMENT_TIMEOUT_MS,
+    )
+    return {"evaluations": len(evaluation_ids), "finished": {str(r.id): r.status for r in results}}
+
+
 async def apply_profile_changes(ctx: dict[str, Any]) -> dict[str, int]:
     """Every second: apply queued profile changes to every dynamic group (groups.incremental),
     round after round while a full batch keeps coming, for at most a few seconds."""
@@ -75,7 +86,10 @@ async def schedule_evaluations(ctx: dict[str, Any]) -> dict[str, int]:
     return await evaluation.schedule_tick(wc.sessionmaker, ctx["redis"], wc.settings)
 
 
-FUNCTIONS: list[Any] = [func(evaluate_group, name=evaluation.EVALUATE_JOB)]
+FUNCTIONS: list[Any] = [
+    func(evaluate_group, name=evaluation.EVALUATE_JOB),
+    func(evaluate_groups, name=evaluation.EVALUATE_BATCH_JOB),
+]
 CRON_JOBS: list[Any] = [
     cron(
         apply_profile_changes,
@@ -90,5 +104,5 @@ CRON_JOBS: list[Any] = [
         second=set(range(0, 60, TICK_SECONDS)),
         run_at_startup=True,
         unique=True,
-    )
+    ),
 ]

@@ -5,11 +5,23 @@ from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-from sqlalchemy import BindParameter, ColumnElement, Select, String, bindparam, func, select
+from sqlalchemy import (
+    BindParameter,
+    ClauseElement,
+    ColumnElement,
+    Executable,
+    Select,
+    String,
+    bindparam,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.compiler import compiles
 
 from profile_groups.kit.errors import UNIQUE_VIOLATION, Conflict, constraint_name, sqlstate
 
@@ -78,3 +90,55 @@ async def clock(session: AsyncSession) -> datetime:
     """The database's current time (`clock_timestamp()`: not frozen at the transaction start)."""
     value: datetime = (await session.execute(select(func.clock_timestamp()))).scalar_one()
     return value
+
+
+async def create_temporary(session: AsyncSession, name: str, query: Select[Any]) -> None:
+    """CREATE TEMPORARY TABLE name AS query: kept until the connection ends or it is dropped
+    (so it outlives the transaction, for work committed in several steps)."""
+    await session.execute(drop_temporary_statement(name))
+    compiled = CreateTableAs(name, query)
+    await session.execute(compiled)
+
+
+async def drop_temporary(session: AsyncSession, name: str) -> None:
+    await session.execute(drop_temporary_statement(name))
+
+
+def drop_temporary_statement(name: str) -> Executable:
+    return text(f'DROP TABLE IF EXISTS pg_temp."{name}"')
+
+
+class CreateTableAs(Executable, ClauseElement):
+    inherit_cache = False
+
+    def __init__(self, name: str, query: Select[Any]) -> None:
+        self.name = name
+        self.query = query
+
+
+@compiles(CreateTableAs)
+def _create_table_as(element: CreateTableAs, compiler: Any, **kw: Any) -> str:
+    return f'CREATE TEMPORARY TABLE "{element.name}" AS ' + str(
+        compiler.process(element.query, **kw)
+    )
+
+
+async def analyze_stale(session: AsyncSession, tables: Sequence[str]) -> list[str]:
+    """ANALYZE those of `tables` whose planner statistics are missing or stale (more than a tenth
+    of their rows changed since), as autovacuum would; returns the ones analyzed.
+
+    Servers running autovacuum rarely need it, but statistics lag after bulk loads, and a server
+    without autovacuum never has any.
+    """
+    rows = await session.execute(
+        text(
+            "SELECT relname FROM pg_stat_user_tables WHERE relname = ANY(:tables) "
+            "AND n_mod_since_analyze > 1000 "
+            "AND n_mod_since_analyze > 0.1 * GREATEST(n_live_tup, 1)"
+        ),
+        {"tables": list(tables)},
+    )
+    stale = [str(r.relname) for r in rows]
+    for name in stale:  # names from the caller's fixed list, never from input
+        await session.execute(text(f'ANALYZE "{name}"'))
+    return stale

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Select, false, func, or_
+from sqlalchemy import Boolean, ColumnElement, Select, column, false, func, or_, select, table
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -71,9 +71,7 @@ def _context(
         for days, keys in windows_of(tree.parsed.root).items():
             windows.setdefault(days, set()).update(keys)
         custom.update((k, a) for k, a in tree.catalogue.items() if a.source == "custom")
-    return AttributeContext(
-        application_id, as_of, custom, windows=windows, profile_ids=profile_ids
-    )
+    return AttributeContext(application_id, as_of, custom, windows=windows, profile_ids=profile_ids)
 
 
 def matching_many(
@@ -97,6 +95,12 @@ def matching_many(
         *(func.coalesce(c, false()).label(f"m{i}") for i, c in enumerate(conditions)),
     )
     return stmt if profile_ids is not None else stmt.where(or_(*conditions))
+
+
+def matched_in(table_name: str, index: int) -> Select[Any]:
+    """The profiles tree `index` matched, from a table holding `matching_many`'s rows."""
+    m = table(table_name, column("profile_id"), column(f"m{index}", Boolean()))
+    return select(m.c.profile_id).where(m.c[f"m{index}"])
 
 
 async def check_tree(

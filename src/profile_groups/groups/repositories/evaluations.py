@@ -73,8 +73,11 @@ class EvaluationRepository:
             # The queued row was claimed between the two statements: queue a new one.
         raise RuntimeError("could not queue an evaluation")  # pragma: no cover
 
-    async def request_due(self, now: datetime, interval: timedelta) -> list[tuple[UUID, UUID]]:
-        """Queue every active dynamic group whose schedule is due: [(group_id, evaluation_id)].
+    async def request_due(
+        self, now: datetime, interval: timedelta
+    ) -> list[tuple[UUID, UUID, UUID]]:
+        """Queue every active dynamic group whose schedule is due:
+        [(application_id, group_id, evaluation_id)].
 
         One statement: advance each due group's next_evaluation_at by the interval (fixed rate,
         without a burst of catch-up runs after downtime) and insert its queued evaluation, skipping
@@ -110,38 +113,49 @@ class EvaluationRepository:
             .on_conflict_do_nothing(
                 index_elements=[E.group_id], index_where=text("status = 'queued'")
             )
-            .returning(E.group_id, E.id)
+            .returning(E.application_id, E.group_id, E.id)
         )
-        return [(row.group_id, row.id) for row in await self.session.execute(stmt)]
+        return [
+            (row.application_id, row.group_id, row.id) for row in await self.session.execute(stmt)
+        ]
 
     async def stale_queued(self, before: datetime) -> list[tuple[UUID, UUID]]:
         """Queued evaluations older than `before` (their job may have been lost: re-enqueue)."""
         stmt = select(E.group_id, E.id).where(E.status == "queued", E.created_at < before)
         return [(row.group_id, row.id) for row in await self.session.execute(stmt)]
 
-    async def fail_lost(self, before: datetime, error: str) -> int:
-        """Mark failed the running evaluations whose worker is gone.
-
-        A live evaluation holds a row lock on its evaluation row for its whole transaction, so
-        SKIP LOCKED leaves those alone however long they run.
-        """
-        lost = (
-            select(E.id)
-            .where(E.status == "running", E.started_at < before)
-            .with_for_update(skip_locked=True)
-        )
-        stmt = (
+    async def fail_silent(self, before: datetime, error: str, due_at: datetime) -> list[UUID]:
+        """Mark failed the running evaluations whose last heartbeat is older than `before` (their
+        worker died or lost the database), and make their groups due at `due_at` (the tick's
+        now), so the same tick queues them again. Returns the groups."""
+        failed = (
             update(E)
-            .where(E.id.in_(lost))
+            .where(E.status == "running", func.coalesce(E.heartbeat_at, E.started_at) < before)
             .values(
                 status="failed",
                 error=error,
                 finished_at=func.now(),
                 duration_ms=_ms_since(E.started_at),
             )
+            .returning(E.group_id)
+            .cte("failed")
         )
-        result = await self.session.execute(stmt)
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        stmt = (
+            update(DynamicGroup)
+            .where(DynamicGroup.group_id.in_(select(failed.c.group_id)))
+            .values(next_evaluation_at=due_at)
+            .returning(DynamicGroup.group_id)
+            .execution_options(synchronize_session=False)
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def beat(self, evaluation_ids: Sequence[UUID]) -> None:
+        """The heartbeat of running evaluations."""
+        await self.session.execute(
+            update(E)
+            .where(E.id == any_(uuid_array(evaluation_ids)), E.status == "running")
+            .values(heartbeat_at=func.now())
+        )
 
     async def prune_history(self, before: datetime) -> int:
         stmt = delete(E).where(E.created_at < before, E.status.in_(("succeeded", "failed")))
@@ -153,7 +167,11 @@ class EvaluationRepository:
         stmt = (
             update(E)
             .where(E.id == evaluation_id, E.status == "queued")
-            .values(status="running", started_at=func.clock_timestamp())
+            .values(
+                status="running",
+                started_at=func.clock_timestamp(),
+                heartbeat_at=func.clock_timestamp(),
+            )
             .returning(E)
         )
         return (await self.session.execute(stmt)).scalar_one_or_none()

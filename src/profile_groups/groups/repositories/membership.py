@@ -141,6 +141,13 @@ class MembershipRepository:
         stmt = select(gid, fn(_lock_key(gid)).label("taken"))
         return {row.gid for row in await self.session.execute(stmt) if row.taken}
 
+    async def hold_evaluation_locks(self, group_ids: Sequence[UUID]) -> None:
+        """Wait for and take the session-level evaluation lock of each group, in id order (two
+        full evaluations over overlapping groups queue instead of deadlocking)."""
+        if group_ids:
+            gid = func.unnest(uuid_array(sorted(group_ids))).column_valued("gid")
+            await self.session.execute(select(func.pg_advisory_lock(_lock_key(gid))).order_by(gid))
+
     async def release_evaluation_locks(self, group_ids: Sequence[UUID]) -> None:
         if group_ids:
             gid = func.unnest(uuid_array(group_ids)).column_valued("gid")

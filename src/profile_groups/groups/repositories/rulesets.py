@@ -78,17 +78,23 @@ class RulesetRepository:
             return None
         return CurrentRuleset(group, row.id, row.rule_tree)
 
-    async def active_of(self, application_id: UUID) -> list[CurrentRuleset]:
-        """The application's active dynamic groups and their current rules (no lock)."""
+    async def active_of(
+        self, application_id: UUID, group_ids: Sequence[UUID] | None = None
+    ) -> list[CurrentRuleset]:
+        """The application's active dynamic groups (or those among `group_ids`) and their
+        current rules, in id order (no lock)."""
+        where = [
+            ProfileGroup.application_id == application_id,
+            ProfileGroup.is_active.is_(True),
+            ProfileGroup.membership_type == "dynamic",
+        ]
+        if group_ids is not None:
+            where.append(ProfileGroup.id.in_(sorted(group_ids)))
         stmt = (
             select(ProfileGroup, GroupRuleset.id, GroupRuleset.rule_tree)
             .join(DynamicGroup, DynamicGroup.group_id == ProfileGroup.id)
             .join(GroupRuleset, GroupRuleset.id == DynamicGroup.ruleset_id)
-            .where(
-                ProfileGroup.application_id == application_id,
-                ProfileGroup.is_active.is_(True),
-                ProfileGroup.membership_type == "dynamic",
-            )
+            .where(*where)
             .order_by(ProfileGroup.id)
         )
         return [CurrentRuleset(g, rid, tree) for g, rid, tree in await self.session.execute(stmt)]
