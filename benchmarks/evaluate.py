@@ -10,7 +10,9 @@ leaves mixing an aggregate, a custom attribute and a windowed count:
 Timed, each beside the hand-written SQL that computes the same matching set and applies the same
 difference to a second group in the same database (same lock, same statements' shape):
 1. the first evaluation (empty group -> all matches inserted);
-2. a re-evaluation after 1% of the profiles changed (half now match, half no longer do).
+2. a re-evaluation after 1% of the profiles changed (half now match, half no longer do);
+3. before either, the first evaluation on the freshly loaded, never-analyzed database, against the
+   analyzed one (target: within 3x).
 
 The service path is `groups.evaluation.run_evaluation` (claim, lock, compile, diff, record), as
 the worker runs it. Usage:
@@ -45,6 +47,9 @@ from profile_groups.groups import evaluation as service
 from profile_groups.groups.repositories.evaluations import EvaluationRepository
 from profile_groups.groups.repositories.rulesets import RulesetRepository
 from profile_groups.models import ProfileGroup
+
+# How long the bare SQL may run on the never-analyzed database before it is reported as stuck.
+NEVER_ANALYZED_LIMIT = 120
 
 RULE: dict[str, Any] = {
     "operator": "AND",
@@ -179,11 +184,15 @@ async def seed(engine: AsyncEngine, n: int) -> uuid.UUID:
             ),
             {"app": app_id, "now": now},
         )
+    return app_id
+
+
+async def vacuum_analyze(engine: AsyncEngine) -> None:
+    """What autovacuum does on a production server (this machine's runs without it)."""
     async with engine.connect() as conn:
         await conn.execution_options(isolation_level="AUTOCOMMIT")
         for table in ("profiles", "profile_activity", "events", "group_memberships"):
             await conn.execute(text(f"VACUUM ANALYZE {table}"))
-    return app_id
 
 
 async def change_one_percent(engine: AsyncEngine, app_id: uuid.UUID) -> None:
@@ -256,8 +265,13 @@ async def service_evaluation(sessionmaker: AsyncSessionMaker, group: ProfileGrou
     return (result.matched_count, result.added_count, result.removed_count)
 
 
-async def bare_evaluation(engine: AsyncEngine, app_id: uuid.UUID, group: ProfileGroup) -> Any:
+async def bare_evaluation(
+    engine: AsyncEngine, app_id: uuid.UUID, group: ProfileGroup, timeout_s: int = 0
+) -> Any:
     async with engine.begin() as conn:
+        await conn.execute(
+            text("SELECT set_config('statement_timeout', :v, true)"), {"v": str(timeout_s * 1000)}
+        )
         await conn.execute(
             text("SELECT 1 FROM profile_groups WHERE id = :g FOR NO KEY UPDATE"), {"g": group.id}
         )
@@ -316,6 +330,18 @@ async def main(n: int, repeat: int, keep: bool) -> None:
         ours_group = await make_group(sessionmaker, app_id, "service")
         bare_group = await make_group(sessionmaker, app_id, "bare")
 
+        # Freshly loaded, never analyzed: no planner statistics at all (this machine's
+        # PostgreSQL runs without autovacuum; a production one after a bulk load is close).
+        t_cold, cold_counts = await timed(lambda: service_evaluation(sessionmaker, ours_group))
+        try:
+            t_cold_bare, _ = await timed(
+                lambda: bare_evaluation(engine, app_id, bare_group, timeout_s=NEVER_ANALYZED_LIMIT)
+            )
+            cold_bare = f"{t_cold_bare:.3f} s"
+        except Exception:
+            cold_bare = f"over {NEVER_ANALYZED_LIMIT} s (cancelled)"
+        await vacuum_analyze(engine)
+
         # Warm the caches once so the first timed run is not the one paying for disk reads.
         await bare_evaluation(engine, app_id, bare_group)
         await service_evaluation(sessionmaker, ours_group)
@@ -330,6 +356,12 @@ async def main(n: int, repeat: int, keep: bool) -> None:
             first_ours.append(t_ours)
         line("first evaluation (median)", statistics.median(first_ours),
              statistics.median(first_bare), counts)  # fmt: skip
+        cold_ratio = t_cold / statistics.median(first_ours)
+        print(
+            f"first evaluation, never analyzed   service {t_cold:7.3f} s   "
+            f"{cold_ratio:.2f}x the analyzed service time   (bare SQL: {cold_bare})   "
+            f"{cold_counts}"
+        )
 
         re_ours, re_bare = [], []
         for _ in range(repeat):
@@ -341,12 +373,14 @@ async def main(n: int, repeat: int, keep: bool) -> None:
             re_ours.append(t_ours)
         line("re-evaluation, 1% changed (median)", statistics.median(re_ours),
              statistics.median(re_bare), counts)  # fmt: skip
-        target = statistics.median(first_ours) < 10 and all(
-            statistics.median(o) <= 1.5 * statistics.median(b)
-            for o, b in ((first_ours, first_bare), (re_ours, re_bare))
+        target = (
+            statistics.median(first_ours) <= 1.5 * statistics.median(first_bare)
+            and statistics.median(re_ours) <= 1.2 * statistics.median(re_bare)
+            and cold_ratio <= 3
         )
         print(
-            f"targets (first < 10 s, each within 1.5x of bare SQL): {'met' if target else 'MISSED'}"
+            "targets (first within 1.5x of bare SQL, re-evaluation within 1.2x, never analyzed "
+            f"within 3x of analyzed): {'met' if target else 'MISSED'}"
         )
         await engine.dispose()
 

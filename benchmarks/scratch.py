@@ -25,13 +25,18 @@ def url_text(url: URL) -> str:
 
 
 @asynccontextmanager
-async def scratch_database(prefix: str, keep: bool = False) -> AsyncIterator[URL]:
-    """A new database migrated to head, dropped on the way out unless `keep`."""
+async def scratch_database(
+    prefix: str, keep: bool = False, reuse: str | None = None
+) -> AsyncIterator[URL]:
+    """A new database migrated to head, dropped on the way out unless `keep`; with `reuse`, that
+    existing (kept) database instead, migrated to head and kept."""
     server = make_url(SERVER_URL)
-    name = f"{prefix}_{secrets.token_hex(4)}"
+    name = reuse or f"{prefix}_{secrets.token_hex(4)}"
+    keep = keep or reuse is not None
     admin = create_async_engine(server, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    if reuse is None:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = server.set(database=name)
     try:
         await asyncio.to_thread(_migrate, url_text(url))

@@ -16,13 +16,13 @@ down_revision: str | None = "0004_profiles"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# Statement-level triggers with transition tables: one INSERT ... SELECT per writing statement
-# (an ingest batch, a bulk upsert), whatever its size. Transition tables allow one event per
-# trigger, hence an INSERT and an UPDATE trigger per table.
-_MARKERS = {
-    "profiles": "id",
-    "profile_activity": "profile_id",
-}
+# Writes to `profiles` (create, replace, update, bulk upsert, a custom attribute's values) are
+# marked by statement-level triggers with transition tables: one INSERT ... SELECT per writing
+# statement, whatever its size, and no writer can forget it. Transition tables allow one event
+# per trigger, hence an INSERT and an UPDATE trigger. Event ingestion, the hot path, marks its
+# profiles in its own statement instead (activity/repository.py): a transition table of the wide
+# `profile_activity` rows cost a sixth of a batch.
+_MARKERS = {"profiles": "id"}
 
 
 def upgrade() -> None:

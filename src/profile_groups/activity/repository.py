@@ -44,6 +44,7 @@ from profile_groups.activity.event_types import (
 from profile_groups.kit.repository import set_local
 from profile_groups.models import Profile
 from profile_groups.models.activity import Event, ProfileActivity, ProfileLeaderboard
+from profile_groups.models.segmentation import profile_changes
 
 
 class EventRow(NamedTuple):
@@ -134,8 +135,11 @@ def _batch_rows() -> Any:
 
 
 @cache
-def _ingest_statement() -> Any:
-    """The ingest statement, built once: a batch binds one JSONB array (`rows`)."""
+def _ingest_statement(mark_changes: bool = True) -> Any:
+    """The ingest statement, built once: a batch binds one JSONB array (`rows`).
+
+    (`mark_changes=False` leaves out step 5, only so benchmarks/ingest.py can price it.)
+    """
     app = bindparam("app", type_=PG_UUID(as_uuid=True))
     rows = _batch_rows()
 
@@ -269,7 +273,17 @@ def _ingest_statement() -> Any:
     unknown = (
         select(func.array_agg(resolved.c.ord)).where(resolved.c.pid.is_(None)).scalar_subquery()
     )
-    return select(inserted.label("inserted"), unknown.label("unknown")).add_cte(up)
+    # 5. Queue the profiles whose aggregates changed for incremental membership updates, in the
+    #    same statement (groups/incremental.py).
+    result = select(inserted.label("inserted"), unknown.label("unknown")).add_cte(up)
+    if not mark_changes:
+        return result
+    marked = (
+        insert(profile_changes)
+        .from_select(["application_id", "profile_id"], select(app, up.c.profile_id))
+        .cte("marked")
+    )
+    return result.add_cte(marked)
 
 
 # -- aggregates: derived from the event types' table (activity/event_types.py) -----------------
