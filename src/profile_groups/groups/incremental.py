@@ -51,9 +51,14 @@ class Applied:
 
 
 async def apply_changes(
-    sessionmaker: AsyncSessionMaker, *, timeout_ms: int, batch: int = BATCH
+    sessionmaker: AsyncSessionMaker,
+    *,
+    timeout_ms: int,
+    batch: int = BATCH,
+    as_of: datetime | None = None,
 ) -> Applied:
-    """One round: take up to `batch` queued changes and apply them to every group."""
+    """One round: take up to `batch` queued changes and apply them to every group, as of the
+    database's clock (or `as_of`, for tests that compare with a reference at a fixed time)."""
 
     async def round_() -> Applied:
         async with sessionmaker() as session, session.begin():
@@ -66,14 +71,18 @@ async def apply_changes(
                 at: datetime = row.changed_at if seen is None else min(seen, row.changed_at)
                 by_app[row.application_id][row.profile_id] = at
             for app_id, profiles in by_app.items():
-                await _apply_application(session, app_id, profiles, done)
+                await _apply_application(session, app_id, profiles, done, as_of)
             return done
 
     return await retry_on_race(round_)
 
 
 async def _apply_application(
-    session: AsyncSession, app_id: UUID, profiles: dict[UUID, datetime], done: Applied
+    session: AsyncSession,
+    app_id: UUID,
+    profiles: dict[UUID, datetime],
+    done: Applied,
+    as_of: datetime | None,
 ) -> None:
     ids = sorted(profiles)
     done.profiles += len(ids)
@@ -96,7 +105,7 @@ async def _apply_application(
         done.deferred += len(ids)
     if not ready:
         return
-    as_of = await clock(session)
+    as_of = as_of or await clock(session)
     rows = (
         await session.execute(matching_many(app_id, as_of, [c for _, c in ready], profile_ids=ids))
     ).all()
