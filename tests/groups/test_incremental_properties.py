@@ -9,7 +9,7 @@ PROPERTY_EXAMPLES (default 300) / 6 examples.
 from typing import Any
 from uuid import UUID
 
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import delete
 
@@ -29,6 +29,7 @@ from tests.segmentation.strategies import (
     expected,
     load,
     profiles_and_events,
+    property_settings,
     trees,
 )
 
@@ -52,17 +53,7 @@ async def _full(
     return out
 
 
-@settings(
-    max_examples=max(EXAMPLES // 6, 10),
-    deadline=None,
-    suppress_health_check=[
-        HealthCheck.too_slow,
-        HealthCheck.data_too_large,
-        HealthCheck.function_scoped_fixture,
-    ],
-    database=None,
-    phases=[Phase.explicit, Phase.generate, Phase.shrink],
-)
+@property_settings(max(EXAMPLES // 6, 10))
 @given(
     data=profiles_and_events(),
     rule_trees=st.lists(trees(), min_size=1, max_size=3),

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete
 
@@ -29,6 +30,23 @@ from tests.conftest import Api
 from tests.segmentation.reference import holds
 
 EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", "300"))
+
+
+def property_settings(max_examples: int) -> settings:
+    """Hypothesis settings of the database-backed property tests."""
+    return settings(
+        max_examples=max_examples,
+        deadline=None,
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            # The fixtures are set up once for all examples; each example resets its own data.
+            HealthCheck.function_scoped_fixture,
+        ],
+        database=None,
+        phases=[Phase.explicit, Phase.generate, Phase.shrink],
+    )
+
 
 CUSTOM: dict[str, DataType] = {
     "score": "number",

@@ -11,7 +11,7 @@ PROPERTY_EXAMPLES (default 300) sets the number of examples.
 from typing import Any
 from uuid import UUID
 
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from profile_groups.attributes.expressions import AttributeContext
@@ -29,6 +29,7 @@ from tests.segmentation.strategies import (
     expected,
     load,
     profiles_and_events,
+    property_settings,
     trees,
 )
 
@@ -43,18 +44,7 @@ async def _actual(sessionmaker: AsyncSessionMaker, app_id: UUID, tree: dict[str,
         return {str(pid) for pid in rows.scalars()}
 
 
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    suppress_health_check=[
-        HealthCheck.too_slow,
-        HealthCheck.data_too_large,
-        # The fixtures are set up once for all examples; each example resets the profiles itself.
-        HealthCheck.function_scoped_fixture,
-    ],
-    database=None,
-    phases=[Phase.explicit, Phase.generate, Phase.shrink],
-)
+@property_settings(EXAMPLES)
 @given(data=profiles_and_events(), rule_trees=st.lists(trees(), min_size=1, max_size=4))
 async def test_compiler_matches_reference(
     api: Api,
