@@ -23,7 +23,6 @@ the worker runs it. Usage:
 
 import argparse
 import asyncio
-import secrets
 import statistics
 import sys
 import time
@@ -39,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from scratch import scratch_database, url_text
+from scratch import insert_application, scratch_database, url_text
 
 from profile_groups.config import Settings
 from profile_groups.db import AsyncSessionMaker, create_engine, create_sessionmaker
@@ -128,23 +127,9 @@ def text(sql: str) -> TextClause:
 
 
 async def seed(engine: AsyncEngine, n: int) -> uuid.UUID:
-    app_id = uuid.uuid4()
     now = datetime.now(UTC)
     async with engine.begin() as conn:
-        await conn.execute(
-            text(
-                "INSERT INTO applications (id, client_id, name, client_secret) "
-                "VALUES (:app, :cid, 'bench', 'secret')"
-            ),
-            {"app": app_id, "cid": secrets.token_urlsafe(30)[:40]},
-        )
-        await conn.execute(
-            text(
-                "INSERT INTO custom_attributes (application_id, key, data_type) "
-                "VALUES (:app, 'toxicity_score', 'number')"
-            ),
-            {"app": app_id},
-        )
+        app_id = await insert_application(conn, {"toxicity_score": "number"})
         await conn.execute(
             text(
                 "INSERT INTO profiles "

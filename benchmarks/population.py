@@ -4,11 +4,11 @@ events per profile over the last 30 days, and 50 dynamic groups of varied rules.
 also written as plain SQL by `bare_condition`, independently of the service's compiler."""
 
 import random
-import secrets
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from scratch import insert_application
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -17,23 +17,9 @@ GROUPS = 50
 
 
 async def seed(engine: AsyncEngine, n: int) -> uuid.UUID:
-    app_id = uuid.uuid4()
     now = datetime.now(UTC)
     async with engine.begin() as conn:
-        await conn.execute(
-            text(
-                "INSERT INTO applications (id, client_id, name, client_secret) "
-                "VALUES (:app, :cid, 'bench', 'secret')"
-            ),
-            {"app": app_id, "cid": secrets.token_urlsafe(30)[:40]},
-        )
-        await conn.execute(
-            text(
-                "INSERT INTO custom_attributes (application_id, key, data_type) VALUES "
-                "(:app, 'team', 'string'), (:app, 'toxicity_score', 'number')"
-            ),
-            {"app": app_id},
-        )
+        app_id = await insert_application(conn, {"team": "string", "toxicity_score": "number"})
         await conn.execute(
             text(
                 "INSERT INTO profiles "

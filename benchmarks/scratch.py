@@ -4,13 +4,14 @@ import asyncio
 import os
 import secrets
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
@@ -48,3 +49,24 @@ async def scratch_database(
             async with admin.connect() as conn:
                 await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         await admin.dispose()
+
+
+async def insert_application(conn: AsyncConnection, custom: dict[str, str]) -> uuid.UUID:
+    """A benchmark application (named 'bench') with custom attributes {key: data_type}."""
+    app_id = uuid.uuid4()
+    await conn.execute(
+        text(
+            "INSERT INTO applications (id, client_id, name, client_secret) "
+            "VALUES (:app, :cid, 'bench', 'secret')"
+        ),
+        {"app": app_id, "cid": secrets.token_urlsafe(30)[:40]},
+    )
+    for key, data_type in custom.items():
+        await conn.execute(
+            text(
+                "INSERT INTO custom_attributes (application_id, key, data_type) "
+                "VALUES (:app, :key, :type)"
+            ),
+            {"app": app_id, "key": key, "type": data_type},
+        )
+    return app_id
