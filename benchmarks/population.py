@@ -27,7 +27,7 @@ async def seed(engine: AsyncEngine, n: int) -> uuid.UUID:
                 "SELECT :app, gen_random_uuid(), 'p' || g, jsonb_build_object("
                 "  'team', (CAST(:teams AS text[]))[1 + g % 8], "
                 "  'toxicity_score', round(random()::numeric, 3)), "
-                "  :now - (g % 1000) * interval '1 hour' "
+                "  CAST(:now AS timestamptz) - (g % 1000) * interval '1 hour' "
                 "FROM generate_series(1, :n) g"
             ),
             {"app": app_id, "n": n, "now": now, "teams": TEAMS},
@@ -37,8 +37,9 @@ async def seed(engine: AsyncEngine, n: int) -> uuid.UUID:
                 "INSERT INTO profile_activity (application_id, profile_id, reactions, "
                 "  comments_posted, last_event_at, last_comment_at, last_reaction_at) "
                 "SELECT application_id, id, (random() * 10)::int, (random() * 12)::int, "
-                "  :now - random() * interval '30 days', :now - random() * interval '30 days', "
-                "  :now - random() * interval '30 days' "
+                "  CAST(:now AS timestamptz) - random() * interval '30 days', "
+                "  CAST(:now AS timestamptz) - random() * interval '30 days', "
+                "  CAST(:now AS timestamptz) - random() * interval '30 days' "
                 "FROM profiles WHERE application_id = :app AND random() < 0.8"
             ),
             {"app": app_id, "now": now},
@@ -49,7 +50,7 @@ async def seed(engine: AsyncEngine, n: int) -> uuid.UUID:
                 "SELECT p.application_id, p.id, "
                 "  (ARRAY['comment_posted', 'reaction_added', 'comment_posted', "
                 "         'leaderboard_viewed'])[1 + k % 4], "
-                "  :now - interval '1 hour' - random() * interval '30 days' "
+                "  CAST(:now AS timestamptz) - interval '1 hour' - random() * interval '30 days' "
                 "FROM profiles p "
                 "CROSS JOIN LATERAL generate_series(1, abs(hashtext(p.id::text)) % 7) k "
                 "WHERE p.application_id = :app"
