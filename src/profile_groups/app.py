@@ -1,5 +1,6 @@
 """The FastAPI application: lifespan, middleware, error handlers and routers."""
 
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -23,6 +24,14 @@ from profile_groups.routes import api_router
 def create_app(settings: Settings) -> FastAPI:
     """The API, built from `settings` alone (nothing reads the process environment later)."""
 
+    # The CLI passes the secret of DATA_DIR when none is set; without one (tests, embedding)
+    # cursors are signed with a random secret of this process, never a published one.
+    cursor_secret = (
+        settings.CURSOR_SECRET.get_secret_value().encode()
+        if settings.CURSOR_SECRET is not None
+        else secrets.token_bytes(32)
+    )
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
@@ -37,7 +46,7 @@ def create_app(settings: Settings) -> FastAPI:
                 engine=engine,
                 sessionmaker=create_sessionmaker(engine),
                 arq=arq,
-                cursor_codec=CursorCodec(settings.CURSOR_SECRET.get_secret_value().encode()),
+                cursor_codec=CursorCodec(cursor_secret),
             ),
         )
         try:

@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -108,37 +109,70 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> None:
 
 def _serve(settings: Settings, api: bool, worker: bool) -> None:
     import uvicorn
-    from arq.worker import Worker
 
     from profile_groups.app import create_app
     from profile_groups.kit.logging import configure_logging
+    from profile_groups.ops.heartbeat import HEARTBEAT_SECONDS, HeartbeatWorker, supervise
     from profile_groups.worker import worker_settings
 
     configure_logging(settings.LOG_LEVEL)
+    settings = _with_cursor_secret(settings)
 
-    async def run() -> None:
-        tasks: list[asyncio.Task[Any]] = []
-        arq_worker = None
-        if worker:
-            # In `run` uvicorn owns the signals; the worker stops when the server does.
-            arq_worker = Worker(**worker_settings(settings, handle_signals=not api))
-            tasks.append(asyncio.create_task(arq_worker.async_run()))
-        if api:
-            config = uvicorn.Config(
-                create_app(settings),
-                host=settings.HOST,
-                port=settings.PORT,
-                log_config=None,
-                proxy_headers=True,
+    def make_worker() -> HeartbeatWorker:
+        # In `run` uvicorn owns the signals; the worker stops when the server does.
+        return HeartbeatWorker(
+            **worker_settings(
+                settings, handle_signals=not api, health_check_interval=HEARTBEAT_SECONDS
             )
-            await uvicorn.Server(config).serve()
-            if arq_worker is not None:
-                await arq_worker.close()
-            for task in tasks:
-                task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        )
 
-    asyncio.run(run())
+    async def run() -> int:
+        if not api:
+            # `worker`: reconnects by itself after a dependency error; exits 1 on any other.
+            return await supervise(make_worker, restart_always=False)
+        supervisor = None
+        if worker:
+            # `run`: whatever stops the worker, a new one is started (with backoff).
+            supervisor = asyncio.create_task(supervise(make_worker, restart_always=True))
+        config = uvicorn.Config(
+            create_app(settings),
+            host=settings.HOST,
+            port=settings.PORT,
+            log_config=None,
+            proxy_headers=True,
+        )
+        try:
+            await uvicorn.Server(config).serve()
+        finally:
+            if supervisor is not None:
+                supervisor.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await supervisor
+        return 0
+
+    code = asyncio.run(run())
+    if code:
+        sys.exit(code)
+
+
+def _with_cursor_secret(settings: Settings) -> Settings:
+    """`settings` with a CURSOR_SECRET: the one set, else the one generated for DATA_DIR on
+    first start (saved as DATA_DIR/cursor_secret, mode 600), so cursors outlive a restart."""
+    from pydantic import SecretStr
+
+    if settings.CURSOR_SECRET is not None:
+        return settings
+    data_dir = Path(settings.DATA_DIR)
+    path = data_dir / "cursor_secret"
+    if not path.exists():
+        import secrets
+
+        data_dir.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):  # another process of DATA_DIR made it
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(32))
+    return settings.model_copy(update={"CURSOR_SECRET": SecretStr(path.read_text().strip())})
 
 
 def cmd_api(args: argparse.Namespace, settings: Settings) -> None:

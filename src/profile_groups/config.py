@@ -3,8 +3,12 @@
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The value earlier versions shipped as the default: public, so it signs nothing.
+KNOWN_CURSOR_SECRETS = frozenset({"profile-groups-cursor"})
+MIN_CURSOR_SECRET_LENGTH = 16
 
 
 class Settings(BaseSettings):
@@ -20,11 +24,36 @@ class Settings(BaseSettings):
     LOG_LEVEL: str = "INFO"
     DATA_DIR: Path = Path(".data")
     # Signs pagination cursors; a per-deployment value keeps cursors opaque and tamper-evident.
-    CURSOR_SECRET: SecretStr = SecretStr("profile-groups-cursor")
+    # Unset: `run`, `api` and `worker` use the one generated for DATA_DIR (cli.py); an app built
+    # from Settings without one (tests, embedding) signs with a random per-process secret.
+    CURSOR_SECRET: SecretStr | None = None
     DB_POOL_SIZE: int = 10
+    # Bounds on waiting for PostgreSQL, so a stopped or frozen server is a 503, never a hang:
+    # opening a connection, waiting for a free pooled one, and (client side, a little above the
+    # server's statement_timeout) any one command.
+    DB_CONNECT_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0)
+    DB_POOL_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0)
     # Upper bound for a preview or evaluation statement, so a costly rule cannot hang a request.
     STATEMENT_TIMEOUT_MS: int = 60_000
     PREVIEW_TIMEOUT_MS: int = 10_000
+
+    @field_validator("CURSOR_SECRET")
+    @classmethod
+    def _not_the_published_default(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and (
+            value.get_secret_value() in KNOWN_CURSOR_SECRETS
+            or len(value.get_secret_value()) < MIN_CURSOR_SECRET_LENGTH
+        ):
+            raise ValueError(
+                f"CURSOR_SECRET must be a private value of at least {MIN_CURSOR_SECRET_LENGTH} "
+                "characters (unset, `profile-groups run` generates one in DATA_DIR)."
+            )
+        return value
+
+    @property
+    def db_command_timeout_seconds(self) -> float:
+        """Client-side bound of one database command: the server's statement_timeout + 5 s."""
+        return self.STATEMENT_TIMEOUT_MS / 1000 + 5
 
     @property
     def job_timeout_seconds(self) -> int:

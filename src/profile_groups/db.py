@@ -21,7 +21,12 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
         pool_size=settings.DB_POOL_SIZE,
         max_overflow=settings.DB_POOL_SIZE,
         pool_pre_ping=True,
+        pool_timeout=settings.DB_POOL_TIMEOUT_SECONDS,
         connect_args={
+            # asyncpg: bound the connect (TCP, TLS, startup) and, client side, every command,
+            # so a frozen server answers TimeoutError (a 503) instead of hanging a request.
+            "timeout": settings.DB_CONNECT_TIMEOUT_SECONDS,
+            "command_timeout": settings.db_command_timeout_seconds,
             "server_settings": {
                 "statement_timeout": str(settings.STATEMENT_TIMEOUT_MS),
                 "timezone": "UTC",
@@ -30,7 +35,7 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
                 # element (seconds for a 1,000-id batch on a fresh table) instead of hashing the
                 # array. Our statements are cheap to plan, so plan each for its actual values.
                 "plan_cache_mode": "force_custom_plan",
-            }
+            },
         },
     )
 

@@ -1,6 +1,5 @@
 """Rules of event ingestion (docs/activity.md): per-item checks, profiles, idempotency."""
 
-import math
 import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -12,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from profile_groups.activity.event_types import EVENT_TYPES, EventType, Property, ValueKind
 from profile_groups.activity.repository import ActivityRepository, EventRow, InsertResult
 from profile_groups.activity.schemas import EventBatchResult
+from profile_groups.kit.numbers import is_bigint, is_finite_number
 from profile_groups.kit.retry import retry_on_race
 from profile_groups.kit.schemas import ItemError
 from profile_groups.kit.timestamps import parse_timestamp
@@ -20,7 +20,6 @@ from profile_groups.models import Application
 FIELDS = frozenset({"id", "type", "profile_id", "custom_id", "occurred_at", "value", "properties"})
 MAX_FUTURE = timedelta(minutes=5)
 MAX_ID = 255
-_BIGINT = 2**63 - 1
 # The spellings nearly every client sends, recognised by a regex so the common case skips the
 # costliest item checks: a timestamp with an explicit offset (passed to PostgreSQL as sent) and a
 # canonical UUID (no UUID() round trip). Other spellings are still accepted, and rewritten.
@@ -39,9 +38,8 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    return math.isfinite(value)
+    # Finite as a double: an integer past that range is this item's rejection, not a 500.
+    return is_finite_number(value)
 
 
 def _string(item: dict[str, Any], key: str, limit: int = MAX_ID) -> str | None:
@@ -93,7 +91,8 @@ def _properties(item: dict[str, Any]) -> dict[str, Any]:
 
 # What each kind of `value` must be (activity/event_types.py), and its phrase in a rejection.
 _VALUES: dict[ValueKind, tuple[Callable[[Any], bool], str]] = {
-    "integer": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    # Both kinds are finite as a double (kit/numbers.py): an integer past that range is refused.
+    "integer": (lambda v: _is_int(v) and is_finite_number(v) and v >= 0, "an integer >= 0"),
     "number": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
     "string": (
         lambda v: isinstance(v, str) and 0 < len(v) <= MAX_ID,
@@ -113,7 +112,7 @@ def _property(spec: EventType, prop: Property, props: dict[str, Any]) -> Any:
         if value not in prop.choices:
             raise Rejected(f"{key} must be {' or '.join(map(repr, prop.choices))}.")
     elif prop.kind == "integer":
-        if not _is_int(value) or abs(value) > _BIGINT:
+        if not is_bigint(value):
             raise Rejected(f"{key} must be an integer.")
     else:  # "id"
         if _is_int(value):

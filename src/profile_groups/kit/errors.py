@@ -1,5 +1,6 @@
 """One error hierarchy and the handlers that render the contract's error body (docs/api.md)."""
 
+import re
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -10,14 +11,19 @@ from pydantic import BaseModel
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 T = TypeVar("T")
 
+# A dependency that cannot answer: 503 `unavailable` with Retry-After (docs/api.md).
 DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
-    RedisConnectionError,
+    RedisConnectionError,  # also BusyLoadingError: Redis loading its data after a restart
     RedisTimeoutError,
-    ConnectionError,  # e.g. asyncpg connection refused, not wrapped by SQLAlchemy
+    PoolTimeoutError,  # no pooled connection free within pool_timeout
+    # Not wrapped by SQLAlchemy: asyncpg's connection refused or reset (ConnectionError), its
+    # connect and command timeouts (TimeoutError), a missing unix socket (FileNotFoundError).
+    OSError,
 )
 
 
@@ -28,6 +34,27 @@ QUERY_CANCELED = "57014"
 # being added) and unique_violation (a custom_id taken by a batch that committed meanwhile).
 # kit.retry retries them; a request that still loses is a 409 (see on_db_error below).
 RACE_SQLSTATES = frozenset({"40P01", "40001", "23503", UNIQUE_VIOLATION})
+# The database cannot serve the request now, whatever the request: a 503 with Retry-After.
+# Class 08 (connection exception), 53 (insufficient resources, e.g. too_many_connections),
+# 57P01-57P05 (admin or crash shutdown, cannot_connect_now while starting or stopping, idle
+# session timeout), 58 (system error) and a statement cut off by statement_timeout (57014).
+UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "58")
+UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "57P04", "57P05", QUERY_CANCELED})
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether a database error means "PostgreSQL cannot serve now" (503), not a bug (500)."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated:
+        return True
+    code = sqlstate(exc) or ""
+    if code in UNAVAILABLE_SQLSTATES or code[:2] in UNAVAILABLE_SQLSTATE_CLASSES:
+        return True
+    # asyncpg errors SQLAlchemy does not map (a socket error during connect or a command).
+    return isinstance(exc.orig, OSError) or isinstance(
+        getattr(exc.orig, "__cause__", None), OSError
+    )
 
 
 def sqlstate(exc: BaseException) -> str | None:
@@ -100,6 +127,10 @@ class NotAuthenticated(ProfileGroupsError):
     status_code = 401
     error_code = "not_authenticated"
     default_detail = "Authentication credentials were not provided or are invalid."
+
+    def __init__(self, detail: str | None = None):
+        # RFC 9110: a 401 names the scheme the client should authenticate with.
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
 
 
 class PermissionDenied(ProfileGroupsError):
@@ -233,7 +264,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        return error_response(_status_error(exc.status_code))
+        error = _status_error(exc.status_code)
+        if exc.status_code == 405:
+            error.headers = {"Allow": _allowed_methods(request, exc)}
+        return error_response(error)
 
     async def on_dependency_down(request: Request, exc: Exception) -> JSONResponse:
         return error_response(Unavailable())
@@ -248,7 +282,7 @@ def install_error_handlers(app: FastAPI) -> None:
                     "The request collided with a concurrent change and was not applied; retry it."
                 )
             )
-        if isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated:
+        if database_unavailable(exc):
             return error_response(Unavailable())
         raise exc
 
@@ -259,6 +293,23 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DBAPIError, on_db_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
+
+
+def _allowed_methods(request: Request, exc: StarletteHTTPException) -> str:
+    """Every method the request's path answers to (all routes of the path, not only the one
+    the router tried first), for the `Allow` header of a 405; read from the OpenAPI document,
+    which lists every route of the API."""
+    methods = {m.strip() for m in (exc.headers or {}).get("Allow", "").split(",") if m.strip()}
+    path = request.scope.get("path", "")
+    for template, item in request.app.openapi().get("paths", {}).items():
+        if re.fullmatch(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)), path):
+            methods |= {m.upper() for m in item if m.upper() in _HTTP_METHODS}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
+_HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def responses(*errors: type[ProfileGroupsError]) -> dict[int | str, dict[str, Any]]:

@@ -9,6 +9,7 @@ The one way to serve a list: the route takes `PageDep`, its service reads a `Pag
 `render(Model, paged)`.
 """
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -21,8 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from starlette.datastructures import URL
 
-from profile_groups.kit.cursor import CursorCodec
-from profile_groups.kit.errors import invalid_field
+from profile_groups.kit.cursor import CursorCodec, invalid_cursor
 from profile_groups.kit.state import state
 
 T = TypeVar("T")
@@ -45,19 +45,36 @@ class PageRequest:
     cursor: str | None
     url: URL
     codec: CursorCodec
+    # What a cursor is bound to: the list's route and path parameters (kit/cursor.py).
+    binding: str = ""
 
     def link(self, key: Sequence[Any], forward: bool) -> str:
         # Other query parameters of the list are kept; `cursor` is replaced.
-        return str(self.url.include_query_params(cursor=self.codec.encode(key, forward=forward)))
+        cursor = self.codec.encode(key, forward=forward, binding=self.binding)
+        return str(self.url.include_query_params(cursor=cursor))
 
-    def boundary(self, size: int) -> tuple[list[Any] | None, bool]:
-        """The decoded cursor: (boundary key or None for the first page, forward)."""
+    def boundary(self, types: Sequence[type | None]) -> tuple[list[Any] | None, bool]:
+        """The decoded cursor: (boundary key or None for the first page, forward).
+
+        `types` are the Python types of the list's sort key (None: not checked). A key of
+        another length or type is refused, so no cursor reaches SQL as the wrong type.
+        """
         if self.cursor is None:
             return None, True
-        key, forward = self.codec.decode(self.cursor)
-        if len(key) != size:
-            raise invalid_field(["query", "cursor"], "Invalid cursor.")
+        key, forward = self.codec.decode(self.cursor, self.binding)
+        if len(key) != len(types) or not all(
+            t is None or (isinstance(v, t) and not isinstance(v, bool))
+            for v, t in zip(key, types, strict=True)
+        ):
+            raise invalid_cursor()
         return key, forward
+
+
+def _binding(request: Request) -> str:
+    route = request.scope.get("route")
+    return json.dumps(
+        [getattr(route, "path", request.url.path), sorted(request.path_params.items())]
+    )
 
 
 def _page_request(
@@ -67,7 +84,9 @@ def _page_request(
         str | None, Query(description="Opaque cursor from `next`/`previous`.")
     ] = None,
 ) -> PageRequest:
-    return PageRequest(page_size, cursor, request.url, state(request).cursor_codec)
+    return PageRequest(
+        page_size, cursor, request.url, state(request).cursor_codec, _binding(request)
+    )
 
 
 PageDep = Annotated[PageRequest, Depends(_page_request)]
@@ -114,7 +133,7 @@ async def paginate(
 
     With `entity`, rows are the selected ORM objects; otherwise SQLAlchemy rows.
     """
-    boundary, forward = page.boundary(len(keys))
+    boundary, forward = page.boundary([_python_type(expr) for expr, _ in keys])
     stmt = statement
     key_tuple = tuple_(*(expr for expr, _ in keys))
     if boundary is not None:
@@ -139,15 +158,21 @@ async def paginate(
     return Paged(rows, count, next_url, prev_url)
 
 
+def _python_type(expr: Any) -> type | None:
+    try:
+        python_type: type = expr.type.python_type
+    except (AttributeError, NotImplementedError):
+        return None
+    return python_type
+
+
 def paginate_sorted(page: PageRequest, items: Sequence[tuple[str, T]]) -> Paged[T]:
     """One page of a small list held in memory, as (unique text sort key, item) in list order,
     with the same signed cursors as lists read from the database."""
-    boundary, forward = page.boundary(1)
+    boundary, forward = page.boundary([str])
     size = page.page_size
     if boundary is None:
         window, has_more = list(items[:size]), len(items) > size
-    elif not isinstance(boundary[0], str):
-        raise invalid_field(["query", "cursor"], "Invalid cursor.")
     elif forward:
         after = [i for i in items if i[0] > boundary[0]]
         window, has_more = after[:size], len(after) > size

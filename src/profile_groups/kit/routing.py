@@ -8,6 +8,7 @@ from typing import Any
 
 import pydantic_core
 from fastapi import APIRouter, Request, Response
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from profile_groups.kit.errors import (
@@ -21,6 +22,10 @@ from profile_groups.kit.errors import (
 BAD_TEXT = "Text must not contain NUL characters or unpaired surrogates."
 # The only ways a strictly parsed (UTF-8) JSON body can carry text PostgreSQL cannot store.
 _SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+# How deep a JSON body may nest: pydantic-core's parser limit (no request body of the API comes
+# near it; a rule tree stops far earlier). Deeper is a 400 at `["body"]`.
+MAX_JSON_DEPTH = 200
+TOO_DEEP = f"JSON body is nested deeper than {MAX_JSON_DEPTH} levels."
 
 
 class _Request(Request):
@@ -32,7 +37,9 @@ class _Request(Request):
             try:
                 # About three times faster than json.loads on a 1,000-event batch.
                 self._json = pydantic_core.from_json(body)
-            except ValueError:
+            except ValueError as exc:
+                if "recursion limit exceeded" in str(exc):
+                    raise invalid_field(["body"], TOO_DEEP, "json_too_deep") from None
                 # Malformed or non-UTF-8 JSON: the standard parser decides, so a bad body gets
                 # exactly the error it always got (FastAPI turns JSONDecodeError into a 400).
                 self._strict = False
@@ -47,8 +54,10 @@ class _Request(Request):
             return
         try:
             value = await self.json()
-        except (ValueError, RecursionError):
-            return  # malformed or absurdly deep: FastAPI reports it
+        except RecursionError:
+            raise invalid_field(["body"], TOO_DEEP, "json_too_deep") from None
+        except ValueError:
+            return  # malformed: FastAPI reports it
         if self._strict and not _SUSPECT_ESCAPE.search(body):
             return
         where = _bad_text(value, ["body"])
@@ -84,12 +93,53 @@ def _bad_text(value: Any, loc: list[str | int]) -> list[str | int] | None:
     return None
 
 
+def check_parameters(request: Request, allowed: frozenset[str]) -> None:
+    """The contract's checks of a request's path and query (docs/api.md): no text PostgreSQL
+    cannot store in either, and no query parameter the route does not define."""
+    for name, value in request.path_params.items():
+        if isinstance(value, str) and _unstorable(value):
+            raise invalid_field(["path", name], BAD_TEXT, "string_unicode")
+    for name, value in request.query_params.multi_items():
+        if _unstorable(name):
+            raise invalid_field(["query", name.encode(errors="replace").decode()], BAD_TEXT)
+        if _unstorable(value):
+            raise invalid_field(["query", name], BAD_TEXT, "string_unicode")
+    unknown = sorted(set(request.query_params) - allowed)
+    if unknown:
+        names = ", ".join(unknown)
+        known = ", ".join(sorted(allowed)) or "none"
+        raise BadRequest(
+            f"Unknown query parameter(s): {names}. Allowed: {known}.",
+            [
+                {
+                    "loc": ["query", name],
+                    "msg": f"Unknown query parameter. Allowed: {known}.",
+                    "type": "unknown_parameter",
+                }
+                for name in unknown
+            ],
+        )
+
+
+def _query_names(dependant: Dependant) -> frozenset[str]:
+    """The query parameters a route reads, its dependencies' included (e.g. `PageDep`)."""
+    names: set[str] = set()
+    stack = [dependant]
+    while stack:
+        current = stack.pop()
+        names.update(param.alias for param in current.query_params)
+        stack.extend(current.dependencies)
+    return frozenset(names)
+
+
 class JSONRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        allowed = _query_names(self.dependant)
 
         async def route_handler(request: Request) -> Response:
             checked = _Request(request.scope, request.receive)
+            check_parameters(checked, allowed)
             await checked.check_text()
             return await handler(checked)
 
@@ -97,9 +147,13 @@ class JSONRoute(APIRoute):
 
 
 def api_router(tag: str) -> APIRouter:
-    """A feature's router under /api/v1/applications/{client_id}."""
+    """A feature's router under /api/v1/applications/{client_id}.
+
+    `strict_content_type=False`: a body sent without `Content-Type` is read as JSON (another
+    non-JSON type is a 415 from the request middleware)."""
     return APIRouter(
         route_class=JSONRoute,
         tags=[tag],
         responses=responses(BadRequest, NotAuthenticated, PermissionDenied),
+        strict_content_type=False,
     )

@@ -2,15 +2,48 @@
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
+from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    Strict,
+    WithJsonSchema,
+)
 
-from profile_groups.kit.timestamps import format_timestamp
+from profile_groups.kit.timestamps import format_timestamp, parse_timestamp
 
 Timestamp = Annotated[
     datetime, PlainSerializer(format_timestamp, return_type=str, when_used="json-unless-none")
 ]
+
+
+def _input_timestamp(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        value = value.isoformat()
+    parsed = parse_timestamp(value)
+    if parsed is None:
+        raise ValueError(
+            "Expected an ISO 8601 timestamp (e.g. 2025-04-28T12:16:49.670053Z) "
+            "between years 1 and 9999 in UTC."
+        )
+    return parsed
+
+
+# A timestamp in a request body: a JSON string read by kit.timestamps.parse_timestamp (the one
+# reader), so a number, or a time that is out of range once in UTC, is a 400, never a 500.
+InputTimestamp = Annotated[
+    datetime,
+    PlainValidator(_input_timestamp),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+# A UUID in a request body: JSON has no UUID type, so its string is read (strict mode would
+# only take a UUID object).
+InputUUID = Annotated[UUID, Strict(False)]
 
 
 class Schema(BaseModel):
@@ -18,9 +51,11 @@ class Schema(BaseModel):
 
 
 class InputSchema(BaseModel):
-    """Request bodies: unknown fields are rejected so a typo never passes silently."""
+    """Request bodies: unknown fields are rejected so a typo never passes silently, and types are
+    strict (docs/api.md): `"yes"` or `0` is not a boolean, `true` or `"5"` not an integer.
+    Timestamps and UUIDs, which JSON spells as strings, are `InputTimestamp` and `InputUUID`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 def refuse_nulls(model: BaseModel, fields: Sequence[str]) -> None:

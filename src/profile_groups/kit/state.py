@@ -5,8 +5,9 @@ cursor codec) is read through `state(request)` or one of the dependencies below,
 untyped `app.state.*` attributes.
 """
 
+import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from arq.connections import ArqRedis
@@ -27,6 +28,8 @@ class AppState:
     # by itself when it is back. It doubles as the readiness-check client.
     arq: ArqRedis
     cursor_codec: CursorCodec
+    # Wall-clock start of the API, for /readyz's grace before a worker's first heartbeat.
+    started_at: float = field(default_factory=time.time)
 
 
 def bind(app: FastAPI, value: AppState) -> None:
@@ -55,9 +58,18 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 ArqDep = Annotated[ArqRedis, Depends(_arq)]
 
 
+# A read (GET) runs in one REPEATABLE READ, READ ONLY transaction: every statement of it sees
+# the same snapshot, so a list's `count` and its `results` always agree (docs/api.md). A
+# read-only transaction never fails with a serialization error, and is one BEGIN like any other.
+_READ_SNAPSHOT = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+_READ_METHODS = frozenset({"GET", "HEAD"})
+
+
 async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
     async with state(request).sessionmaker() as session:
         async with session.begin():
+            if request.method in _READ_METHODS:
+                await session.connection(execution_options=_READ_SNAPSHOT)
             yield session
         for callback in session.info.pop("after_commit", []):
             await callback()

@@ -5,7 +5,10 @@ from typing import Any
 
 
 def as_utc(value: datetime) -> datetime:
-    """Input timestamps without a zone are UTC."""
+    """Input timestamps without a zone are UTC.
+
+    Raises OverflowError for an aware time whose UTC instant is outside years 1-9999 (e.g.
+    0001-01-01T00:00:00+14:00); `parse_timestamp` turns that into "not a timestamp"."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 

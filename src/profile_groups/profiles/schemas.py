@@ -1,12 +1,19 @@
 """Profile schemas (docs/profiles.md)."""
 
-from datetime import datetime
 from typing import Annotated, Any, Self
 from uuid import UUID
 
 from pydantic import Field, StringConstraints, model_validator
 
-from profile_groups.kit.schemas import InputSchema, ItemError, Schema, Timestamp, refuse_nulls
+from profile_groups.kit.schemas import (
+    InputSchema,
+    InputTimestamp,
+    InputUUID,
+    ItemError,
+    Schema,
+    Timestamp,
+    refuse_nulls,
+)
 
 CustomId = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 Nickname = Annotated[str, StringConstraints(max_length=255)]
@@ -39,11 +46,11 @@ class ProfileCreate(InputSchema):
         }
     }
 
-    id: UUID | None = None
+    id: InputUUID | None = None
     custom_id: CustomId | None = None
     nickname: Nickname | None = None
     custom_attributes: CustomAttributes | None = None
-    created_at: datetime | None = None
+    created_at: InputTimestamp | None = None
 
     @model_validator(mode="after")
     def _checks(self) -> Self:
@@ -78,7 +85,7 @@ class ProfileUpdate(InputSchema):
     custom_id: CustomId | None = None
     nickname: Nickname | None = None
     custom_attributes: CustomAttributes | None = None
-    created_at: datetime | None = None
+    created_at: InputTimestamp | None = None
 
     @model_validator(mode="after")
     def _checks(self) -> Self:
@@ -90,11 +97,11 @@ class BulkItem(InputSchema):
     """One item of a bulk upsert: found by `id`, else by `custom_id`; created when not found.
     On update only the fields sent change (`custom_attributes` merged as in PATCH)."""
 
-    id: UUID | None = None
+    id: InputUUID | None = None
     custom_id: CustomId | None = None
     nickname: Nickname | None = None
     custom_attributes: CustomAttributes | None = None
-    created_at: datetime | None = None
+    created_at: InputTimestamp | None = None
 
     @model_validator(mode="after")
     def _checks(self) -> Self:

@@ -1,6 +1,5 @@
 """Rules of profiles and their custom attribute values (docs/profiles.md)."""
 
-import math
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from profile_groups.attributes.service import types_of
 from profile_groups.groups.repositories.membership import MembershipRepository
 from profile_groups.kit.errors import BadRequest, NotFound, found, invalid_field
+from profile_groups.kit.numbers import is_finite_number
 from profile_groups.kit.pagination import Paged, PageRequest, paginate
 from profile_groups.kit.repository import unique_or_conflict
 from profile_groups.kit.retry import retry_on_race
@@ -53,8 +53,8 @@ _EXPECTED = {
 def normalize_value(data_type: str, value: Any) -> tuple[bool, Any]:
     """(ok, stored value) of one attribute value against its definition's type."""
     if data_type == "number":
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        return (ok and math.isfinite(value)), value
+        # An integer too big for a double is refused like NaN (kit/numbers.py).
+        return is_finite_number(value), value
     if data_type == "string":
         return isinstance(value, str) and len(value) <= MAX_STRING_VALUE, value
     if data_type == "boolean":
