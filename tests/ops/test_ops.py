@@ -4,11 +4,22 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+from redis.asyncio import Redis
 
 from profile_groups.app import create_app
 from profile_groups.config import Settings
+from profile_groups.ops.heartbeat import record_seen
 
 NO_DATABASE = "postgresql+asyncpg://postgres@127.0.0.1:1/none"
+
+
+async def beat(settings: Settings, at: float | None = None) -> None:
+    """A worker heartbeat, as HeartbeatWorker records it."""
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        await record_seen(redis, at)
+    finally:
+        await redis.aclose()
 
 
 @asynccontextmanager
@@ -21,12 +32,13 @@ async def client_with(settings: Settings, **broken: str) -> AsyncIterator[httpx.
             yield c
 
 
-async def test_healthz_readyz_metrics(client: httpx.AsyncClient) -> None:
+async def test_healthz_readyz_metrics(client: httpx.AsyncClient, settings: Settings) -> None:
     r = await client.get("/healthz")
     assert r.status_code == 200 and r.json() == {"status": "ok"}
+    await beat(settings)
     r = await client.get("/readyz")
     assert r.status_code == 200, r.text
-    assert r.json()["checks"] == {"database": "ok", "redis": "ok"}
+    assert r.json()["checks"] == {"database": "ok", "redis": "ok", "worker": "ok"}
     await client.get("/healthz")
     r = await client.get("/metrics")
     assert r.status_code == 200
@@ -34,6 +46,7 @@ async def test_healthz_readyz_metrics(client: httpx.AsyncClient) -> None:
 
 
 async def test_readyz_is_503_when_postgres_is_down(settings: Settings) -> None:
+    await beat(settings)
     async with client_with(settings, DATABASE_URL=NO_DATABASE) as c:
         r = await c.get("/readyz")
     assert r.status_code == 503
@@ -110,3 +123,79 @@ async def test_races_are_409_and_unexpected_errors_are_500_without_traceback(
         assert "rid-1" in r.json()["detail"]
         assert "secret" not in r.text and "Traceback" not in r.text
         assert r.headers["x-request-id"] == "rid-1", (r.headers, r.text)
+
+
+async def test_readyz_reports_a_worker_not_seen_for_a_minute(settings: Settings) -> None:
+    import time
+
+    async with client_with(settings) as c:
+        await beat(settings, time.time() - 75)
+        r = await c.get("/readyz")
+        assert r.status_code == 503, r.text
+        assert r.json()["checks"]["worker"].startswith("error: worker not seen for 7")
+        assert r.json()["checks"]["database"] == "ok"
+        await beat(settings)
+        assert (await c.get("/readyz")).status_code == 200
+
+
+async def test_a_heartbeat_worker_beats_from_its_poll_loop(settings: Settings) -> None:
+    import asyncio
+    import time
+
+    from profile_groups.ops.heartbeat import HeartbeatWorker, last_seen
+    from profile_groups.worker import worker_settings
+
+    redis = Redis.from_url(settings.redis_url)
+    await record_seen(redis, 0.0)
+    worker = HeartbeatWorker(
+        **worker_settings(settings, handle_signals=False, health_check_interval=1, poll_delay=0.05)
+    )
+    task = asyncio.create_task(worker.async_run())
+    try:
+        for _ in range(100):
+            seen = await last_seen(redis)
+            if seen and seen > time.time() - 5:
+                break
+            await asyncio.sleep(0.05)
+        assert seen and seen > time.time() - 5
+    finally:
+        await worker.close()
+        task.cancel()
+        await redis.aclose()
+
+
+async def test_readyz_answers_quickly_when_servers_do_not(settings: Settings) -> None:
+    """A server that accepts connections and never answers (as a SIGSTOPped PostgreSQL or
+    Redis does): /readyz still answers within its bound, and a request is a 503."""
+    import asyncio
+    import time
+
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with client_with(
+            settings,
+            DATABASE_URL=f"postgresql+asyncpg://postgres@127.0.0.1:{port}/x?ssl=disable",
+            REDIS_URL=f"redis://127.0.0.1:{port}/0",
+            DB_CONNECT_TIMEOUT_SECONDS=1.0,
+        ) as c:
+            started = time.monotonic()
+            r = await asyncio.wait_for(c.get("/readyz"), 10)
+            assert time.monotonic() - started < 4
+            assert r.status_code == 503
+            checks = r.json()["checks"]
+            assert checks["database"].startswith("error") and checks["redis"].startswith("error")
+            r = await asyncio.wait_for(
+                c.get("/api/v1/applications/x/profiles/", headers={"Authorization": "Bearer x"}),
+                10,
+            )
+            assert r.status_code == 503, r.text
+    finally:
+        for w in held:
+            w.close()
+        server.close()

@@ -18,7 +18,7 @@ async def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    summary="Readiness: database and Redis reachable, migrations at head",
+    summary="Readiness: database and Redis reachable, migrations at head, a worker seen",
     responses={503: {"description": "A dependency is down or migrations are behind."}},
 )
 async def readyz(request: Request) -> Response:
