@@ -156,6 +156,7 @@ async def update_group(
 async def delete_group(session: AsyncSession, app: Application, group_id: UUID) -> None:
     repo = GroupRepository(session)
     group = found(await repo.get(app.id, group_id, for_update=True))
+    await MembershipRepository(session).remove_group(group)
     await repo.delete(group)
 
 

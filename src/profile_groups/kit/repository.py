@@ -96,8 +96,9 @@ async def create_temporary(session: AsyncSession, name: str, query: Select[Any])
     """CREATE TEMPORARY TABLE name AS query: kept until the connection ends or it is dropped
     (so it outlives the transaction, for work committed in several steps)."""
     await session.execute(drop_temporary_statement(name))
-    compiled = CreateTableAs(name, query)
-    await session.execute(compiled)
+    await session.execute(CreateTableAs(name, query))
+    # Its statistics, for the statements that read it (temporary tables are never auto-analyzed).
+    await session.execute(text(f'ANALYZE pg_temp."{name}"'))
 
 
 async def drop_temporary(session: AsyncSession, name: str) -> None:

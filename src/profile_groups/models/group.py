@@ -56,9 +56,12 @@ class GroupMembership(Base):
 
     __tablename__ = "group_memberships"
 
-    group_id: Mapped[UUID] = mapped_column(
-        ForeignKey("profile_groups.id", ondelete="CASCADE"), primary_key=True
-    )
+    # No foreign key to profile_groups: its per-row check (a KEY SHARE lock on the group row for
+    # every inserted membership) was a third of an evaluation's insert time, and the lock order
+    # already rules out a membership of a missing group: every writer holds the group row lock
+    # and sees the group exist (MembershipRepository). Deleting a group deletes its memberships
+    # explicitly (MembershipRepository.remove_group).
+    group_id: Mapped[UUID] = mapped_column(primary_key=True)
     profile_id: Mapped[UUID] = mapped_column(primary_key=True)
     application_id: Mapped[UUID]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -73,7 +73,8 @@ class GroupRepository:
         return (await self.session.execute(stmt)).scalar_one_or_none() is not None
 
     async def delete(self, group: ProfileGroup) -> None:
-        # Memberships, rulesets and evaluations go by ON DELETE CASCADE.
+        # Rulesets and evaluations go by ON DELETE CASCADE; memberships must be gone already
+        # (MembershipRepository.remove_group).
         await self.session.execute(delete(ProfileGroup).where(ProfileGroup.id == group.id))
 
     def touch(self, group: ProfileGroup) -> None:

@@ -277,7 +277,12 @@ class MembershipRepository:
             await self._add_to_count(group.id, counts.added - counts.removed)
         return counts
 
-    # Profile deletion -----------------------------------------------------------------------
+    # Group and profile deletion -------------------------------------------------------------
+
+    async def remove_group(self, group: ProfileGroup) -> None:
+        """Before a group is deleted (the caller holds its row lock): all its memberships."""
+        await self.session.execute(delete(_GM).where(_GM.group_id == group.id))
+
 
     async def remove_profile(self, application_id: UUID, profile_id: UUID) -> bool:
         """Before a profile is deleted: lock it, then remove it from every group it is in and
