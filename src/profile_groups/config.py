@@ -6,8 +6,9 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# The value earlier versions shipped as the default: public, so it signs nothing.
-KNOWN_CURSOR_SECRETS = frozenset({"profile-groups-cursor"})
+# Values published in this repository (the old default, the old compose file's): they sign
+# nothing.
+KNOWN_CURSOR_SECRETS = frozenset({"profile-groups-cursor", "change-me-in-production"})
 MIN_CURSOR_SECRET_LENGTH = 16
 
 
