@@ -292,8 +292,8 @@ async def test_end_to_end_with_a_real_worker(
     assert got["evaluation"]["status"] == "succeeded"
     first_entry = (await members(api, group["id"]))[chatty["id"]]
 
-    # Activity changes: the worker applies it at once (incremental), and when the schedule comes
-    # round its full evaluation finds nothing left to add.
+    # Activity changes: the worker applies it at once (incremental) or the schedule, which comes
+    # round at the same time, does: whichever runs second finds nothing left to add.
     await send(api, {"type": "reaction_added", "profile_id": quiet["id"]})
     async with sessionmaker() as session, session.begin():
         await session.execute(
@@ -325,7 +325,8 @@ async def test_end_to_end_with_a_real_worker(
         ("schedule", "succeeded"),
         ("rule_change", "succeeded"),
     ]
-    assert [h["added_count"] for h in history] == [0, 0, 1]
+    manual, schedule, rule_change = (h["added_count"] for h in history)
+    assert (manual, rule_change) == (0, 1) and schedule in (0, 1)
     assert [h["matched_count"] for h in history] == [2, 2, 1]
     got = (await api.get(f"/profile-groups/{group['id']}/")).json()
     assert got["evaluation"]["last_evaluated_at"] == history[0]["as_of"]

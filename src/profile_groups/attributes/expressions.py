@@ -316,10 +316,11 @@ class AttributeContext:
     def from_clause(self) -> FromClause:
         """profiles LEFT JOIN aggregates LEFT JOIN every window subquery registered so far."""
         p, pa = self.profile, self.activity
-        joined: FromClause = p.__table__.outerjoin(
-            pa.__table__,
-            and_(pa.application_id == p.application_id, pa.profile_id == p.id),
-        )
+        on = [pa.application_id == p.application_id, pa.profile_id == p.id]
+        if self._profile_ids is not None:
+            # Restricted to a few profiles: say so on both sides, so each is an index lookup.
+            on.append(pa.profile_id == any_(uuid_array(self._profile_ids)))
+        joined: FromClause = p.__table__.outerjoin(pa.__table__, and_(*on))
         for sub in self._windows.values():
             joined = joined.outerjoin(sub, sub.c.profile_id == p.id)
         return joined

@@ -20,25 +20,24 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from profile_groups.db import AsyncSessionMaker
 from profile_groups.groups.repositories.changes import ChangeRepository
 from profile_groups.groups.repositories.membership import MembershipRepository
-from profile_groups.groups.repositories.rulesets import CurrentRuleset, RulesetRepository
-from profile_groups.kit.repository import clock, set_statement_timeout, uuid_array
+from profile_groups.groups.repositories.rulesets import RulesetRepository
+from profile_groups.kit.repository import clock, set_local, set_statement_timeout
 from profile_groups.kit.retry import retry_on_race
-from profile_groups.segmentation.service import CheckedTree, check_tree, matching_many
+from profile_groups.segmentation.service import check_trees, matching_many
 
 log = logging.getLogger("profile_groups.incremental")
 
 # Changes taken per transaction: bounds one round's work (a burst of a million changes is worked
 # off in rounds, each committed on its own).
 BATCH = 20_000
+INCREMENTAL_WORK_MEM = "32MB"
 
 
 @dataclass
@@ -63,6 +62,10 @@ async def apply_changes(
     async def round_() -> Applied:
         async with sessionmaker() as session, session.begin():
             await set_statement_timeout(session, timeout_ms)
+            # Short statements over a few thousand profiles: compiling them (JIT) costs more than
+            # it saves, and their sorts should stay in memory.
+            await set_local(session, "jit", "off")
+            await set_local(session, "work_mem", INCREMENTAL_WORK_MEM)
             taken = await ChangeRepository(session).claim(batch)
             done = Applied(changes=len(taken))
             by_app: dict[UUID, dict[UUID, datetime]] = defaultdict(dict)
@@ -92,13 +95,11 @@ async def _apply_application(
     memberships = MembershipRepository(session)
     evaluable = await memberships.evaluation_locks([g.group.id for g in groups])
     locked = await RulesetRepository(session).lock_groups(sorted(evaluable))
-    ready: list[tuple[CurrentRuleset, CheckedTree]] = []
-    for current in groups:
-        if current.group.id not in locked:
-            continue
-        checked, _ = await check_tree(session, app_id, current.rule_tree, ("rule_tree",))
-        if checked is not None:  # rules no longer valid: the next full evaluation reports it
-            ready.append((current, checked))
+    mine = [c for c in groups if c.group.id in locked]
+    checked = await check_trees(session, app_id, [c.rule_tree for c in mine])
+    # A tree no longer valid (a custom attribute deleted) is left to the next full evaluation,
+    # which reports it.
+    ready = [(c, tree) for c, tree in zip(mine, checked, strict=True) if tree is not None]
     if len(locked) < len(groups):
         # A group is being evaluated in full, or written: its changes wait for the next round.
         await ChangeRepository(session).put_back(app_id, ids, min(profiles.values()))
@@ -106,15 +107,13 @@ async def _apply_application(
     if not ready:
         return
     as_of = as_of or await clock(session)
-    rows = (
-        await session.execute(matching_many(app_id, as_of, [c for _, c in ready], profile_ids=ids))
-    ).all()
-    for i, (current, _) in enumerate(ready):
-        matched = [row.profile_id for row in rows if row[i + 1]]
-        counts = await memberships.replace(current.group, _ids_query(matched), as_of, within=ids)
-        done.entered += counts.added
-        done.exited += counts.removed
-
-
-def _ids_query(ids: list[UUID]) -> Select[Any]:
-    return select(func.unnest(uuid_array(ids)).column_valued("profile_id"))
+    # One statement: every group's predicate over the changed profiles, and every group's
+    # entries and exits among them.
+    changed = await memberships.replace_among(
+        [current.group for current, _ in ready],
+        matching_many(app_id, as_of, [checked for _, checked in ready], profile_ids=ids),
+        as_of,
+        ids,
+    )
+    done.entered += sum(c.added for c in changed.values())
+    done.exited += sum(c.removed for c in changed.values())

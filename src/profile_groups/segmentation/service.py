@@ -116,6 +116,18 @@ async def check_tree(
     return (CheckedTree(parsed, defs) if parsed is not None else None), errors
 
 
+async def check_trees(
+    session: AsyncSession, application_id: UUID, trees: Sequence[Any]
+) -> list[CheckedTree | None]:
+    """Many trees checked against one reading of the application's catalogue (None: invalid)."""
+    defs = await catalogue(session, application_id)
+    out: list[CheckedTree | None] = []
+    for tree in trees:
+        parsed, _ = parse_rule_tree(tree, defs, ("rule_tree",))
+        out.append(CheckedTree(parsed, defs) if parsed is not None else None)
+    return out
+
+
 async def validate_rule_tree(
     session: AsyncSession,
     application_id: UUID,

@@ -32,6 +32,7 @@ from sqlalchemy import (
     Row,
     Select,
     Text,
+    and_,
     any_,
     cast,
     delete,
@@ -39,6 +40,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert
@@ -277,12 +279,118 @@ class MembershipRepository:
             await self._add_to_count(group.id, counts.added - counts.removed)
         return counts
 
+    async def replace_among(
+        self,
+        groups: Sequence[ProfileGroup],
+        matching: Select[Any],
+        as_of: datetime,
+        profile_ids: Sequence[UUID],
+    ) -> dict[UUID, DiffCounts]:
+        """An incremental update of many groups in ONE statement (the caller holds their row
+        locks): among `profile_ids` only, make the members of `groups[i]` exactly the profiles
+        whose column `m<i>` of `matching` (profile_id, m0, m1, ...) is true; every group's
+        profile_count moves by its difference. Returns the counts of the groups that changed.
+        """
+        if not groups or not profile_ids:
+            return {}
+        m = matching.cte("matching").prefix_with("MATERIALIZED")
+        matched = (
+            union_all(
+                *(
+                    select(uuid_value(g.id).label("group_id"), m.c.profile_id).where(m.c[f"m{i}"])
+                    for i, g in enumerate(groups)
+                )
+            )
+            .cte("matched")
+            .prefix_with("MATERIALIZED")
+        )
+        current = (
+            select(_GM.group_id, _GM.profile_id)
+            .where(
+                # (application_id, profile_id) leads an index: one probe per changed profile,
+                # not a scan of every membership of the groups.
+                _GM.application_id == groups[0].application_id,
+                _GM.profile_id == any_(uuid_array(profile_ids)),
+                _GM.group_id == any_(uuid_array([g.id for g in groups])),
+            )
+            .cte("current_members")
+            .prefix_with("MATERIALIZED")
+        )
+        joined = matched.join(
+            current,
+            and_(
+                current.c.group_id == matched.c.group_id,
+                current.c.profile_id == matched.c.profile_id,
+            ),
+            full=True,
+        )
+        diff = (
+            select(
+                func.coalesce(matched.c.group_id, current.c.group_id).label("group_id"),
+                func.coalesce(matched.c.profile_id, current.c.profile_id).label("profile_id"),
+                current.c.profile_id.is_(None).label("is_new"),
+            )
+            .select_from(joined)
+            .where(or_(matched.c.profile_id.is_(None), current.c.profile_id.is_(None)))
+            .cte("diff")
+            .prefix_with("MATERIALIZED")
+        )
+        removed = (
+            delete(_GM)
+            .where(
+                _GM.group_id == diff.c.group_id,
+                _GM.profile_id == diff.c.profile_id,
+                diff.c.is_new.is_(False),
+            )
+            .returning(_GM.group_id)
+            .cte("removed")
+        )
+        added = (
+            insert(_GM)
+            .from_select(
+                ["group_id", "profile_id", "application_id", "created_at"],
+                select(
+                    diff.c.group_id,
+                    diff.c.profile_id,
+                    uuid_value(groups[0].application_id),
+                    literal(as_of, DateTime(timezone=True)),
+                ).where(diff.c.is_new.is_(True)),
+            )
+            .on_conflict_do_nothing()
+            .returning(_GM.group_id)
+            .cte("added")
+        )
+        moves = union_all(
+            select(added.c.group_id, literal(1).label("added"), literal(0).label("removed")),
+            select(removed.c.group_id, literal(0), literal(1)),
+        ).subquery("moves")
+        deltas = (
+            select(
+                moves.c.group_id,
+                func.sum(moves.c.added).label("added"),
+                func.sum(moves.c.removed).label("removed"),
+            )
+            .group_by(moves.c.group_id)
+            .cte("deltas")
+        )
+        counted = (
+            update(ProfileGroup)
+            .where(ProfileGroup.id == deltas.c.group_id)
+            .values(profile_count=ProfileGroup.profile_count + deltas.c.added - deltas.c.removed)
+            .returning(ProfileGroup.id)
+            .cte("counted")
+        )
+        stmt = select(deltas.c.group_id, deltas.c.added, deltas.c.removed).add_cte(counted)
+        return {
+            row.group_id: DiffCounts(0, int(row.added), int(row.removed))
+            for row in await self.session.execute(stmt)
+        }
+
     # Group and profile deletion -------------------------------------------------------------
 
     async def remove_group(self, group: ProfileGroup) -> None:
         """Before a group is deleted (the caller holds its row lock): all its memberships."""
         await self.session.execute(delete(_GM).where(_GM.group_id == group.id))
-
 
     async def remove_profile(self, application_id: UUID, profile_id: UUID) -> bool:
         """Before a profile is deleted: lock it, then remove it from every group it is in and
