@@ -73,6 +73,8 @@ async def main(n: int, seconds: int, rate: int, keep: bool, reuse: str | None) -
         trees = [tree for tree, _ in population.rules()] + [PROBE_RULE]
         groups = await make_groups(sessionmaker, app_id, trees)
         probe_group = str(groups[-1].id)
+        async with engine.begin() as conn:  # what the full cycle below makes current anyway
+            await conn.execute(text("TRUNCATE profile_changes"))
         t0 = time.perf_counter()
         _, added, failed = await service_cycle(sessionmaker, groups)
         print(f"{len(groups)} groups evaluated in {time.perf_counter() - t0:.1f} s "
