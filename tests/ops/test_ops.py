@@ -140,7 +140,9 @@ async def test_readyz_reports_a_worker_not_seen_for_a_minute(settings: Settings)
 
 async def test_a_heartbeat_worker_beats_from_its_poll_loop(settings: Settings) -> None:
     import asyncio
+    import contextlib
     import time
+    import uuid
 
     from profile_groups.ops.heartbeat import HeartbeatWorker, last_seen
     from profile_groups.worker import worker_settings
@@ -148,9 +150,18 @@ async def test_a_heartbeat_worker_beats_from_its_poll_loop(settings: Settings) -
     redis = Redis.from_url(settings.redis_url)
     await record_seen(redis, 0.0)
     worker = HeartbeatWorker(
-        **worker_settings(settings, handle_signals=False, health_check_interval=1, poll_delay=0.05)
+        **worker_settings(
+            settings,
+            handle_signals=False,
+            health_check_interval=1,
+            poll_delay=0.05,
+            # A queue of its own: no job of another test runs (and is cut off) here.
+            queue_name=f"heartbeat-test-{uuid.uuid4().hex}",
+            cron_jobs=[],
+        )
     )
     task = asyncio.create_task(worker.async_run())
+    seen = None
     try:
         for _ in range(100):
             seen = await last_seen(redis)
@@ -159,8 +170,11 @@ async def test_a_heartbeat_worker_beats_from_its_poll_loop(settings: Settings) -
             await asyncio.sleep(0.05)
         assert seen and seen > time.time() - 5
     finally:
-        await worker.close()
         task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker.close()
         await redis.aclose()
 
 
