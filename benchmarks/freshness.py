@@ -84,11 +84,17 @@ async def main(n: int, seconds: int, rate: int, keep: bool, reuse: str | None) -
             assert app is not None
             token = (await create_token(session, app)).token
             client_id = app.client_id
+            # Probes go to profiles that are not in the probe group yet (a reused database keeps
+            # the probes of earlier runs).
             ids = [
                 str(r)
                 for r in (
                     await session.execute(
-                        text("SELECT id FROM profiles WHERE application_id = :a"), {"a": app_id}
+                        text(
+                            "SELECT id FROM profiles WHERE application_id = :a AND id NOT IN "
+                            "(SELECT profile_id FROM group_memberships WHERE group_id = :g)"
+                        ),
+                        {"a": app_id, "g": groups[-1].id},
                     )
                 ).scalars()
             ]

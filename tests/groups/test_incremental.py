@@ -155,3 +155,20 @@ async def test_inactive_and_static_groups_are_left_alone(
     assert (await apply(sessionmaker)).entered == 0
     assert await membership_count(sessionmaker, group) == (0, 0)
     assert await membership_count(sessionmaker, static) == (0, 0)
+
+
+async def test_rounds_do_not_overlap(
+    api: Api, app: Any, sessionmaker: AsyncSessionMaker, engine: AsyncEngine
+) -> None:
+    p = await new_profile(api)
+    group = await evaluated_group(api, app, sessionmaker, COMMENTERS)
+    await send(api, *[{"type": "comment_posted", "profile_id": p["id"]}] * 2)
+    key = "hashtextextended('profile_changes', 0)"
+    async with engine.connect() as conn:  # a round in progress elsewhere
+        assert (await conn.execute(text(f"SELECT pg_try_advisory_lock({key})"))).scalar_one()
+        assert (await apply(sessionmaker)).changes == 0
+        assert await queued(sessionmaker) == 1
+        await conn.execute(text(f"SELECT pg_advisory_unlock({key})"))
+        await conn.commit()
+    assert (await apply(sessionmaker)).changes == 1
+    assert await member_ids(api, group) == {p["id"]}

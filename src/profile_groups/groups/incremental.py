@@ -66,7 +66,10 @@ async def apply_changes(
             # it saves, and their sorts should stay in memory.
             await set_local(session, "jit", "off")
             await set_local(session, "work_mem", INCREMENTAL_WORK_MEM)
-            taken = await ChangeRepository(session).claim(batch)
+            changes = ChangeRepository(session)
+            if not await changes.lock_round():
+                return Applied()  # another round is running; the next tick comes in a second
+            taken = await changes.claim(batch)
             done = Applied(changes=len(taken))
             by_app: dict[UUID, dict[UUID, datetime]] = defaultdict(dict)
             for row in taken:

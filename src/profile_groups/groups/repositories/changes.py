@@ -17,6 +17,15 @@ class ChangeRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    async def lock_round(self) -> bool:
+        """Take the lock of an incremental round (for this transaction); False if another round
+        holds it. Rounds that overlapped would only take each other's groups away (SKIP LOCKED)
+        and queue each other's changes again."""
+        taken = await self.session.execute(
+            select(func.pg_try_advisory_xact_lock(func.hashtextextended("profile_changes", 0)))
+        )
+        return bool(taken.scalar_one())
+
     async def claim(self, limit: int) -> list[Row[Any]]:
         """Take up to `limit` changes off the queue: (application_id, profile_id, changed_at).
 
