@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 
 from arq.connections import ArqRedis
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from redis.asyncio import ConnectionPool
 
 from profile_groups.config import Settings, get_settings
@@ -14,7 +15,7 @@ from profile_groups.kit.cursor import CursorCodec
 from profile_groups.kit.errors import install_error_handlers
 from profile_groups.kit.logging import configure_logging
 from profile_groups.kit.middleware import RequestMiddleware
-from profile_groups.kit.openapi import DESCRIPTION
+from profile_groups.kit.openapi import DESCRIPTION, install_openapi, operation_id
 from profile_groups.kit.state import AppState, bind
 from profile_groups.ops.router import router as ops_router
 from profile_groups.queue import QUEUE_NAME
@@ -55,13 +56,18 @@ def create_app(settings: Settings) -> FastAPI:
             await arq.aclose()
             await engine.dispose()
 
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from the package fastapi-offline, served under
+    # /static-offline-docs by this process: the pages work without internet access.
+    app = FastAPIOffline(
         title="Profile Groups",
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
         redirect_slashes=False,
+        generate_unique_id_function=operation_id,
+        swagger_ui_parameters={"persistAuthorization": True},
     )
+    install_openapi(app)
     install_error_handlers(app)
     app.add_middleware(RequestMiddleware)
     app.include_router(ops_router)

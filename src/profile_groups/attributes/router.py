@@ -61,7 +61,7 @@ async def get_attribute(key: str, app: AppDep, session: SessionDep) -> Attribute
     responses=responses(NotFound),
     summary="A profile's attribute values",
 )
-async def profile_attributes(
+async def list_profile_attributes(
     profile_id: UUID, app: AppDep, session: SessionDep
 ) -> ProfileAttributeValues:
     """The value of every catalogue attribute for the profile, as a rule would see it now

@@ -1,3 +1,12 @@
+"""The OpenAPI document's description and the corrections the contract makes to FastAPI's."""
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from profile_groups.kit.errors import TooLarge, Unavailable, UnsupportedMediaType
+
 DESCRIPTION = """
 Profile Groups puts your users' profiles into named, addressable groups.
 
@@ -8,3 +17,65 @@ Profile Groups puts your users' profiles into named, addressable groups.
 Every `/api/v1` call needs `Authorization: Bearer <token>`. Errors always carry `detail` and
 `error_code`; validation errors are 400 with `errors[].loc`.
 """
+
+BEARER_SCHEME = "bearer"
+_API_PREFIX = "/api/v1/"
+_BODY_METHODS = frozenset({"post", "put", "patch", "delete"})
+
+
+def operation_id(route: APIRoute) -> str:
+    """An operation's id is its route function's name: short, stable, and unique (checked by
+    tests/test_openapi.py) because every route function name is."""
+    return route.name
+
+
+def _error_response(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    }
+
+
+def shape_openapi(schema: dict[str, Any]) -> dict[str, Any]:
+    """The contract's corrections to FastAPI's document (docs/api.md, "The OpenAPI document").
+
+    - the bearer scheme, required by every /api/v1 operation, so Swagger UI's Authorize and
+      "Try it out" send `Authorization: Bearer <token>`;
+    - no 422: the service answers every validation error with 400 and `ErrorBody`;
+    - 413 and 415 on the methods that take a body (the request middleware answers them before
+      routing) and 503 on every /api/v1 operation (a dependency down).
+    """
+    components = schema.setdefault("components", {})
+    components.setdefault("securitySchemes", {})[BEARER_SCHEME] = {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A producer token (`profile-groups tokens create CLIENT_ID`) or a profile "
+        "token signed with the application's secret.",
+    }
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            responses.pop("422", None)
+            if not path.startswith(_API_PREFIX):
+                continue
+            operation["security"] = [{BEARER_SCHEME: []}]
+            responses.setdefault("503", _error_response(Unavailable.default_detail))
+            if method in _BODY_METHODS:
+                responses.setdefault("413", _error_response(TooLarge.default_detail))
+                responses.setdefault("415", _error_response(UnsupportedMediaType.default_detail))
+    # The 422 models are referenced by nothing any more.
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.get("schemas", {}).pop(name, None)
+    return schema
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Serve `shape_openapi` of FastAPI's document at /openapi.json (built once, then cached)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = shape_openapi(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

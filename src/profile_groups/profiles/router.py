@@ -47,7 +47,7 @@ async def create_profile(data: ProfileCreate, app: AppDep, session: SessionDep) 
     responses=responses(Conflict),
     summary="Create or update up to 1,000 profiles",
 )
-async def bulk_upsert(data: ProfileBulk, app: AppDep, session: SessionDep) -> BulkResult:
+async def bulk_upsert_profiles(data: ProfileBulk, app: AppDep, session: SessionDep) -> BulkResult:
     """Each item is matched by `id`, else by `custom_id`, and created when no profile matches.
     On update only the fields sent change (`custom_attributes` is merged, `null` removes a key).
     Valid items are written even when others fail; each failure is reported with its index."""
