@@ -222,3 +222,24 @@ async def test_concurrent_overlapping_adds_and_removes_keep_count_exact(
     listed = (await api.get(f"/profile-groups/{gid}/members/?page_size=1000")).json()
     assert await _count(api, gid) == rows == listed["count"] == len(listed["results"])
     assert rows > 0
+
+
+async def test_member_adds_racing_profile_deletes_are_not_conflicts(
+    api: Api, sessionmaker: AsyncSessionMaker
+) -> None:
+    """Adds of many profiles while some of them are deleted: the races (deadlocks, vanished
+    profiles) are retried inside the service, so no request answers 409, and the count holds."""
+    gid = (await api.post("/profile-groups/", json={"name": "race"})).json()["id"]
+    statuses: list[int] = []
+    for _ in range(8):
+        ids = await make_profiles(sessionmaker, api.tenant, 40)
+        doomed = ids[::4]
+        results = await asyncio.gather(
+            api.post(f"/profile-groups/{gid}/members/", json={"profile_ids": ids}),
+            api.post(f"/profile-groups/{gid}/members/", json={"profile_ids": ids[::-1]}),
+            *(api.delete(f"/profiles/{pid}/") for pid in doomed),
+        )
+        statuses += [r.status_code for r in results]
+    assert 409 not in statuses, statuses
+    r = await api.get(f"/profile-groups/{gid}/")
+    assert r.json()["profile_count"] == await membership_rows(sessionmaker, gid) == 8 * 30

@@ -35,6 +35,7 @@ from profile_groups.kit.errors import (
 )
 from profile_groups.kit.pagination import Paged, PageRequest, paginate
 from profile_groups.kit.repository import count_rows, unique_or_conflict
+from profile_groups.kit.retry import retry_in_savepoint
 from profile_groups.models import Application, GroupMembership, ProfileGroup
 from profile_groups.segmentation.service import validate_rule_tree
 
@@ -247,23 +248,33 @@ async def add_members(
 ) -> MembersAdded:
     space, ids = _ids_of(change, allow_synonym=False)
     ids = _dedupe(ids)
-    group = await _locked_static_group(session, app, group_id)
-    repo = MembershipRepository(session)
-    resolved, invalid = await _resolve(repo, app, space, ids)
-    inserted = await repo.add(group, list(set(resolved.values())))
-    added = [raw for raw, pid in resolved.items() if pid in inserted]
-    already = [raw for raw, pid in resolved.items() if pid not in inserted]
-    return MembersAdded(successfully_added=added, already_added=already, invalid_ids=invalid)
+
+    async def add() -> MembersAdded:
+        group = await _locked_static_group(session, app, group_id)
+        repo = MembershipRepository(session)
+        resolved, invalid = await _resolve(repo, app, space, ids)
+        inserted = await repo.add(group, list(set(resolved.values())))
+        added = [raw for raw, pid in resolved.items() if pid in inserted]
+        already = [raw for raw, pid in resolved.items() if pid not in inserted]
+        return MembersAdded(successfully_added=added, already_added=already, invalid_ids=invalid)
+
+    # A profile deleted while it is added (a deadlock, or its foreign key gone) is a lost race,
+    # not a conflict of the client's: the retry resolves the ids again (it is then invalid).
+    return await retry_in_savepoint(session, add)
 
 
 async def remove_members(
     session: AsyncSession, app: Application, group_id: UUID, change: MembersChange
 ) -> None:
     space, ids = _ids_of(change, allow_synonym=True)
-    group = await _locked_static_group(session, app, group_id)
-    repo = MembershipRepository(session)
-    resolved, _ = await _resolve(repo, app, space, _dedupe(ids))
-    await repo.remove(group, list(set(resolved.values())))
+
+    async def remove() -> None:
+        group = await _locked_static_group(session, app, group_id)
+        repo = MembershipRepository(session)
+        resolved, _ = await _resolve(repo, app, space, _dedupe(ids))
+        await repo.remove(group, list(set(resolved.values())))
+
+    await retry_in_savepoint(session, remove)
 
 
 async def list_members(

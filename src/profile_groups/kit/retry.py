@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from profile_groups.kit.errors import RACE_SQLSTATES, sqlstate
 
@@ -35,3 +36,14 @@ async def retry_on_race(work: Callable[[], Awaitable[T]], *, attempts: int = ATT
                 raise
         await asyncio.sleep(BASE_DELAY_SECONDS * 2**attempt * random.uniform(0.5, 1.5))
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+async def retry_in_savepoint(session: AsyncSession, work: Callable[[], Awaitable[T]]) -> T:
+    """`retry_on_race` for work inside a request's transaction: each attempt in a savepoint, so a
+    lost race (a deadlock, a row deleted meanwhile) rolls back only that attempt."""
+
+    async def attempt() -> T:
+        async with session.begin_nested():
+            return await work()
+
+    return await retry_on_race(attempt)

@@ -16,7 +16,7 @@ from profile_groups.kit.errors import BadRequest, NotFound, found, invalid_field
 from profile_groups.kit.numbers import is_finite_number
 from profile_groups.kit.pagination import Paged, PageRequest, paginate
 from profile_groups.kit.repository import unique_or_conflict
-from profile_groups.kit.retry import retry_on_race
+from profile_groups.kit.retry import retry_in_savepoint, retry_on_race
 from profile_groups.kit.schemas import ItemError
 from profile_groups.kit.timestamps import as_utc, format_timestamp, parse_timestamp
 from profile_groups.models import Application, Profile
@@ -208,10 +208,14 @@ async def update_profile(
 
 async def delete_profile(session: AsyncSession, app: Application, profile_id: UUID) -> None:
     """The profile leaves every group first (the one writer of memberships keeps the counts),
-    then goes with its activity."""
-    if not await MembershipRepository(session).remove_profile(app.id, profile_id):
-        raise NotFound()
-    await ProfileRepository(session).delete(app.id, profile_id)
+    then goes with its activity. A deadlock with a concurrent member change is retried."""
+
+    async def delete() -> None:
+        if not await MembershipRepository(session).remove_profile(app.id, profile_id):
+            raise NotFound()
+        await ProfileRepository(session).delete(app.id, profile_id)
+
+    await retry_in_savepoint(session, delete)
 
 
 # Bulk upsert ------------------------------------------------------------------------------
