@@ -18,7 +18,7 @@ group queue instead of deadlocking. Profile deletion is the other way round: it 
 row first (which waits for in-flight membership inserts naming it, and blocks new ones), then every
 group the profile is in, FOR UPDATE in id order, then deletes its memberships and decrements those
 counts. A member add racing a deletion of one of its profiles can therefore deadlock; PostgreSQL
-breaks it and the loser gets a 409 (see docs/architecture.md).
+breaks it and the services retry the loser (kit.retry, docs/architecture.md).
 """
 
 from collections.abc import Sequence
