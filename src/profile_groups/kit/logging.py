@@ -43,3 +43,7 @@ def configure_logging(level: str = "INFO") -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    # arq logs two lines per job at INFO; the incremental round runs every second, so at INFO
+    # they would be most of the log. Job failures are still logged (WARNING and up).
+    if logging.getLogger().level > logging.DEBUG:
+        logging.getLogger("arq.worker").setLevel(logging.WARNING)
