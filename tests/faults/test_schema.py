@@ -33,6 +33,10 @@ CHECKS = [
     content_type_conformance,
     response_schema_conformance,
 ]
+# No worker runs beside this API, so once the shared test Redis holds a heartbeat older than a
+# minute (left by any earlier run) /readyz is its documented 503: still checked against the
+# document, but not a server error.
+READYZ_CHECKS = [check for check in CHECKS if check is not not_a_server_error]
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +91,10 @@ def test_the_api_answers_as_documented(server: str, tenant: Tenant) -> None:
             calls += 1
             try:
                 response = case.call_and_validate(
-                    base_url=server, headers=tenant.headers, checks=CHECKS, timeout=30
+                    base_url=server,
+                    headers=tenant.headers,
+                    checks=READYZ_CHECKS if case.operation.path == "/readyz" else CHECKS,
+                    timeout=30,
                 )
                 statuses[response.status_code] += 1
             except Exception as exc:  # collect them all, then fail once with the list
