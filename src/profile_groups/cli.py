@@ -10,12 +10,83 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 from uuid import UUID
 
 from profile_groups.config import Settings, get_settings
 
 T = TypeVar("T")
+
+# Written by `run` (mode 600) while it serves: the URLs of its servers (embedded or given), so
+# the admin commands find them with no environment (docs/operations.md). Removed on exit.
+SERVERS_FILE = "servers.json"
+
+
+class CliError(Exception):
+    """A one-line error for the person at the terminal (printed as `error: ...`, exit 1)."""
+
+
+def _pid_alive(pid: object) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def _save_servers(data_dir: Path, settings: Settings, base_url: str) -> None:
+    path = data_dir / SERVERS_FILE
+    data = {
+        "pid": os.getpid(),
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "base_url": base_url,
+    }
+    tmp = path.with_name(f".{SERVERS_FILE}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def _forget_servers(data_dir: Path) -> None:
+    """Remove DATA_DIR/servers.json if this process wrote it (not another `run`'s)."""
+    path = data_dir / SERVERS_FILE
+    with contextlib.suppress(OSError, ValueError):
+        if json.loads(path.read_text()).get("pid") == os.getpid():
+            path.unlink()
+
+
+def _admin_settings(settings: Settings) -> Settings:
+    """The admin commands' settings: DATABASE_URL / REDIS_URL when set, else those of the running
+    `profile-groups run` of DATA_DIR (its servers.json)."""
+    if settings.DATABASE_URL is not None:
+        return settings
+    data_dir = Path(settings.DATA_DIR)
+    path = data_dir / SERVERS_FILE
+    hint = f"start it with `make run` (DATA_DIR={data_dir}) or set DATABASE_URL"
+    try:
+        saved = json.loads(path.read_text())
+        database_url = saved["DATABASE_URL"]
+    except FileNotFoundError:
+        raise CliError(
+            f"DATABASE_URL is not set and no `profile-groups run` is serving {data_dir}: {hint}."
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CliError(f"cannot read {path} ({exc!r}): {hint}.") from None
+    if not _pid_alive(saved.get("pid")):
+        raise CliError(
+            f"the `profile-groups run` of {data_dir} (pid {saved.get('pid')}) is not running: "
+            f"{hint}."
+        )
+    updates = {"DATABASE_URL": database_url}
+    if settings.REDIS_URL is None and saved.get("REDIS_URL"):
+        updates["REDIS_URL"] = saved["REDIS_URL"]
+    return settings.model_copy(update=updates)
 
 
 def _migrate(database_url: str) -> None:
@@ -65,6 +136,28 @@ def cmd_apps_create(args: argparse.Namespace, settings: Settings) -> None:
     )
 
 
+def cmd_apps_list(args: argparse.Namespace, settings: Settings) -> None:
+    from profile_groups.applications.service import list_applications
+    from profile_groups.kit.timestamps import format_timestamp
+
+    rows = _with_session(settings, list_applications)
+    apps = [
+        {
+            "client_id": app.client_id,
+            "name": app.name,
+            "active_tokens": tokens,
+            "created_at": format_timestamp(app.created_at),
+        }
+        for app, tokens in rows
+    ]
+    lines = [f"{'client_id':<40}  {'tokens':>6}  {'created_at':<27}  name"]
+    lines += [
+        f"{a['client_id']:<40}  {a['active_tokens']:>6}  {a['created_at']:<27}  {a['name']}"
+        for a in apps
+    ]
+    _print(args, {"applications": apps}, "\n".join(lines) if apps else "no applications")
+
+
 def cmd_apps_secret(args: argparse.Namespace, settings: Settings) -> None:
     from profile_groups.applications.service import get_application
 
@@ -88,18 +181,40 @@ def cmd_tokens_create(args: argparse.Namespace, settings: Settings) -> None:
     )
 
 
+def cmd_tokens_list(args: argparse.Namespace, settings: Settings) -> None:
+    from profile_groups.applications.service import get_application, list_tokens
+    from profile_groups.kit.timestamps import format_timestamp
+
+    async def run(session: Any) -> Any:
+        return await list_tokens(session, await get_application(session, args.client_id))
+
+    tokens = [
+        {
+            "token_id": str(token.id),
+            "created_at": format_timestamp(token.created_at),
+            "revoked_at": format_timestamp(token.revoked_at) if token.revoked_at else None,
+        }
+        for token in _with_session(settings, run)
+    ]
+    lines = [f"{'token_id':<36}  {'created_at':<27}  revoked_at"]
+    lines += [
+        f"{t['token_id']:<36}  {t['created_at']:<27}  {t['revoked_at'] or 'active'}" for t in tokens
+    ]
+    _print(args, {"client_id": args.client_id, "tokens": tokens}, "\n".join(lines))
+
+
 def cmd_tokens_revoke(args: argparse.Namespace, settings: Settings) -> None:
     from profile_groups.applications.service import revoke_token
 
-    _with_session(settings, lambda s: revoke_token(s, UUID(args.token_id)))
-    _print(args, {"token_id": args.token_id, "revoked": True}, f"revoked {args.token_id}")
+    _with_session(settings, lambda s: revoke_token(s, args.token_id))
+    _print(args, {"token_id": str(args.token_id), "revoked": True}, f"revoked {args.token_id}")
 
 
 def cmd_groups_activate(args: argparse.Namespace, settings: Settings) -> None:
     from profile_groups.groups.service import activate_group
 
-    _with_session(settings, lambda s: activate_group(s, UUID(args.group_id)))
-    _print(args, {"group_id": args.group_id, "is_active": True}, f"activated {args.group_id}")
+    _with_session(settings, lambda s: activate_group(s, args.group_id))
+    _print(args, {"group_id": str(args.group_id), "is_active": True}, f"activated {args.group_id}")
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> None:
@@ -203,6 +318,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> None:
         _migrate(settings.database_url)
         creds = _default_application(settings, data_dir)
         base = f"http://{settings.HOST}:{settings.PORT}"
+        _save_servers(data_dir, settings, base)
         print(
             f"\nProfile Groups is starting.\n"
             f"  API:       {base}/api/v1/applications/{creds['client_id']}/\n"
@@ -214,6 +330,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> None:
         )
         _serve(settings, api=True, worker=True)
     finally:
+        _forget_servers(data_dir)
         servers.stop()
 
 
@@ -242,20 +359,49 @@ def _default_application(settings: Settings, data_dir: Path) -> dict[str, str]:
     return creds
 
 
+EXAMPLES = """\
+examples:
+  profile-groups run                          # API + worker (embedded servers under DATA_DIR)
+  profile-groups apps create "My app"         # while `run` serves: no environment needed
+  profile-groups apps list
+  profile-groups tokens create CLIENT_ID
+  profile-groups tokens list CLIENT_ID --json
+
+Without DATABASE_URL, the apps/tokens/groups/migrate commands use the servers of the
+`profile-groups run` serving DATA_DIR (default ./.data), read from DATA_DIR/servers.json.
+"""
+
+
+def _uuid(value: str) -> UUID:
+    try:
+        return UUID(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a UUID") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="profile-groups", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="profile-groups",
+        description=__doc__,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser(
         "run", help="API + worker; embedded PostgreSQL/Redis when no URL is set"
     ).set_defaults(fn=cmd_run)
     sub.add_parser("api", help="serve the HTTP API").set_defaults(fn=cmd_api)
     sub.add_parser("worker", help="run the arq worker").set_defaults(fn=cmd_worker)
-    sub.add_parser("migrate", help="apply database migrations").set_defaults(fn=cmd_migrate)
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(
+        fn=cmd_migrate, admin=True
+    )
 
     apps = sub.add_parser("apps", help="applications").add_subparsers(dest="sub", required=True)
     p = apps.add_parser("create", help="create an application and its first token")
     p.add_argument("name")
     p.set_defaults(fn=cmd_apps_create)
+    p = apps.add_parser("list", help="every application and its number of active tokens")
+    p.set_defaults(fn=cmd_apps_list)
     p = apps.add_parser("secret", help="show the secret that signs profile tokens")
     p.add_argument("client_id")
     p.set_defaults(fn=cmd_apps_secret)
@@ -266,35 +412,58 @@ def build_parser() -> argparse.ArgumentParser:
     p = tokens.add_parser("create", help="add a token to an application")
     p.add_argument("client_id")
     p.set_defaults(fn=cmd_tokens_create)
+    p = tokens.add_parser("list", help="an application's tokens (ids and dates)")
+    p.add_argument("client_id")
+    p.set_defaults(fn=cmd_tokens_list)
     p = tokens.add_parser("revoke", help="revoke a token")
-    p.add_argument("token_id")
+    p.add_argument("token_id", type=_uuid)
     p.set_defaults(fn=cmd_tokens_revoke)
 
     groups = sub.add_parser("groups", help="profile groups").add_subparsers(
         dest="sub", required=True
     )
     p = groups.add_parser("activate", help="bring back a deactivated group")
-    p.add_argument("group_id")
+    p.add_argument("group_id", type=_uuid)
     p.set_defaults(fn=cmd_groups_activate)
 
     for action in (apps, tokens, groups):
         for choice in action.choices.values():
             choice.add_argument("--json", action="store_true", help="print one JSON object")
+            choice.set_defaults(admin=True)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    from pydantic import ValidationError
+    from sqlalchemy.exc import DBAPIError
+
     from profile_groups.kit.errors import ProfileGroupsError
 
     try:
-        args.fn(args, get_settings())
-    except ProfileGroupsError as exc:
-        print(f"error: {exc.detail}", file=sys.stderr)
-        sys.exit(1)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        settings = get_settings()
+        if getattr(args, "admin", False):
+            settings = _admin_settings(settings)
+        args.fn(args, settings)
+    except (ProfileGroupsError, CliError, RuntimeError, ValueError) as exc:
+        if isinstance(exc, ProfileGroupsError):
+            detail = exc.detail
+        elif isinstance(exc, ValidationError):  # the environment's settings
+            detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        else:
+            detail = str(exc)
+        _fail(detail, 1 if not isinstance(exc, ValueError) else 2)
+    except (OSError, TimeoutError) as exc:
+        _fail(f"cannot reach the database or Redis: {exc}", 1)
+    except DBAPIError as exc:
+        _fail(f"database error: {exc.orig or exc}", 1)
+
+
+def _fail(detail: str, code: int) -> NoReturn:
+    """One line on stderr (the first line of a multi-line driver message), then exit."""
+    lines = detail.strip().splitlines() or ["unknown error"]
+    print(f"error: {lines[0]}", file=sys.stderr)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,25 @@ class ApplicationRepository:
         stmt = select(Application).where(Application.client_id == client_id)
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
+    async def list_with_token_counts(self) -> list[tuple[Application, int]]:
+        """Every application, oldest first, with its number of active (unrevoked) tokens."""
+        active = (
+            select(func.count())
+            .where(ApiToken.application_id == Application.id, ApiToken.revoked_at.is_(None))
+            .scalar_subquery()
+        )
+        stmt = select(Application, active).order_by(Application.created_at, Application.id)
+        return [(app, count) for app, count in (await self.session.execute(stmt)).all()]
+
+    async def list_tokens(self, application_id: UUID) -> list[ApiToken]:
+        """An application's tokens, revoked ones included, oldest first."""
+        stmt = (
+            select(ApiToken)
+            .where(ApiToken.application_id == application_id)
+            .order_by(ApiToken.created_at, ApiToken.id)
+        )
+        return list((await self.session.scalars(stmt)).all())
+
     async def add_token(self, application_id: UUID, token_hash: str) -> ApiToken:
         token = ApiToken(application_id=application_id, token_hash=token_hash)
         self.session.add(token)

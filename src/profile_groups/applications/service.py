@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from profile_groups.applications.repository import ApplicationRepository
 from profile_groups.kit.errors import NotFound
-from profile_groups.models import Application
+from profile_groups.models import ApiToken, Application
 
 TOKEN_PREFIX = "pgt_"
 
@@ -51,3 +51,13 @@ async def get_application(session: AsyncSession, client_id: str) -> Application:
 async def revoke_token(session: AsyncSession, token_id: UUID) -> None:
     if not await ApplicationRepository(session).revoke_token(token_id):
         raise NotFound(f"No active token with id {token_id}.")
+
+
+async def list_applications(session: AsyncSession) -> list[tuple[Application, int]]:
+    """CLI: every application with its number of active tokens."""
+    return await ApplicationRepository(session).list_with_token_counts()
+
+
+async def list_tokens(session: AsyncSession, app: Application) -> list[ApiToken]:
+    """CLI: an application's tokens (ids and dates only: a token itself is never stored)."""
+    return await ApplicationRepository(session).list_tokens(app.id)
