@@ -42,7 +42,7 @@ from profile_groups.models.segmentation import GroupEvaluation
 from profile_groups.segmentation.rules import referenced_keys
 from profile_groups.segmentation.service import (
     CheckedTree,
-    check_tree,
+    check_trees,
     describe,
     matched_in,
     matching_many,
@@ -319,8 +319,10 @@ async def _evaluate_claimed(
             for group_id in gone:  # deleted, deactivated or static meanwhile: nothing happened
                 await EvaluationRepository(s).delete_evaluation(by_group[group_id].id)
             ready: list[tuple[CurrentRuleset, CheckedTree]] = []
-            for current in currents:
-                checked, errors = await check_tree(s, app_id, current.rule_tree, ("rule_tree",))
+            trees = [c.rule_tree for c in currents]
+            for current, (checked, errors) in zip(
+                currents, await check_trees(s, app_id, trees, ("rule_tree",)), strict=True
+            ):
                 if checked is None:
                     invalid[current.group.id] = _RulesNoLongerValid(describe(errors))
                 else:

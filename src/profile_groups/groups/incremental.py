@@ -99,10 +99,10 @@ async def _apply_application(
     evaluable = await memberships.evaluation_locks([g.group.id for g in groups])
     locked = await RulesetRepository(session).lock_groups(sorted(evaluable))
     mine = [c for c in groups if c.group.id in locked]
-    checked = await check_trees(session, app_id, [c.rule_tree for c in mine])
+    checked = await check_trees(session, app_id, [c.rule_tree for c in mine], ("rule_tree",))
     # A tree no longer valid (a custom attribute deleted) is left to the next full evaluation,
     # which reports it.
-    ready = [(c, tree) for c, tree in zip(mine, checked, strict=True) if tree is not None]
+    ready = [(c, tree) for c, (tree, _) in zip(mine, checked, strict=True) if tree is not None]
     if len(locked) < len(groups):
         # A group is being evaluated in full, or written: its changes wait for the next round.
         await ChangeRepository(session).put_back(app_id, ids, min(profiles.values()))

@@ -103,29 +103,31 @@ def matched_in(table_name: str, index: int) -> Select[Any]:
     return select(m.c.profile_id).where(m.c[f"m{index}"])
 
 
+async def check_trees(
+    session: AsyncSession,
+    application_id: UUID,
+    trees: Sequence[Any],
+    loc: Sequence[str | int] = BODY_LOC,
+) -> list[tuple[CheckedTree | None, list[dict[str, Any]]]]:
+    """Each tree checked against ONE reading of the application's current catalogue: the checked
+    tree, or None and every problem found, each with its full `loc`."""
+    defs = await catalogue(session, application_id)
+    out: list[tuple[CheckedTree | None, list[dict[str, Any]]]] = []
+    for tree in trees:
+        parsed, errors = parse_rule_tree(tree, defs, loc)
+        out.append(((CheckedTree(parsed, defs) if parsed is not None else None), errors))
+    return out
+
+
 async def check_tree(
     session: AsyncSession,
     application_id: UUID,
     tree: Any,
     loc: Sequence[str | int] = BODY_LOC,
 ) -> tuple[CheckedTree | None, list[dict[str, Any]]]:
-    """The tree checked against the application's current catalogue, or every problem found,
-    each with its full `loc`."""
-    defs = await catalogue(session, application_id)
-    parsed, errors = parse_rule_tree(tree, defs, loc)
-    return (CheckedTree(parsed, defs) if parsed is not None else None), errors
-
-
-async def check_trees(
-    session: AsyncSession, application_id: UUID, trees: Sequence[Any]
-) -> list[CheckedTree | None]:
-    """Many trees checked against one reading of the application's catalogue (None: invalid)."""
-    defs = await catalogue(session, application_id)
-    out: list[CheckedTree | None] = []
-    for tree in trees:
-        parsed, _ = parse_rule_tree(tree, defs, ("rule_tree",))
-        out.append(CheckedTree(parsed, defs) if parsed is not None else None)
-    return out
+    """One tree checked against the application's current catalogue (see `check_trees`)."""
+    (result,) = await check_trees(session, application_id, [tree], loc)
+    return result
 
 
 async def validate_rule_tree(

@@ -202,12 +202,9 @@ class MembershipRepository:
         group: ProfileGroup,
         matching: Select[Any],
         as_of: datetime,
-        *,
-        within: Sequence[UUID] | None = None,
     ) -> DiffCounts:
         """Make the group's members exactly the profiles `matching` selects (one `profile_id`
-        column), in ONE statement; with `within`, only among those profiles (an incremental
-        update: `matching` must select only profiles of `within`), the others untouched.
+        column), in ONE statement (a full evaluation; incremental ones use `replace_among`).
 
         The matching set is computed once (a materialized CTE) and FULL JOINed with the group's
         current members: that join (hash or merge, never a nested loop) yields exactly the
@@ -220,12 +217,9 @@ class MembershipRepository:
         statement has inserted so far (quadratic on a first evaluation).
         """
         matched = matching.cte("matched").prefix_with("MATERIALIZED")
-        current_where = [_GM.group_id == group.id]
-        if within is not None:
-            current_where.append(_GM.profile_id == any_(uuid_array(within)))
         current = (
             select(_GM.profile_id)
-            .where(*current_where)
+            .where(_GM.group_id == group.id)
             .cte("current_members")
             .prefix_with("MATERIALIZED")
         )
@@ -269,14 +263,11 @@ class MembershipRepository:
         )
         row = (await self.session.execute(stmt)).one()
         counts = DiffCounts(int(row.matched), int(row.added), int(row.removed))
-        if within is None:
-            await self.session.execute(
-                update(ProfileGroup)
-                .where(ProfileGroup.id == group.id)
-                .values(profile_count=counts.matched)
-            )
-        else:
-            await self._add_to_count(group.id, counts.added - counts.removed)
+        await self.session.execute(
+            update(ProfileGroup)
+            .where(ProfileGroup.id == group.id)
+            .values(profile_count=counts.matched)
+        )
         return counts
 
     async def replace_among(
