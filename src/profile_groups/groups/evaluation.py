@@ -72,39 +72,28 @@ EVALUATION_WORK_MEM = "64MB"
 # Rulesets and the queue ---------------------------------------------------------------------
 
 
-async def _enqueue_batch(arq: ArqRedis, application_id: UUID, evaluation_ids: list[UUID]) -> bool:
-    """One job for the due evaluations of one application (they share one pass)."""
-    if len(evaluation_ids) == 1:
-        return await _enqueue(arq, application_id, evaluation_ids[0])
-    first = min(evaluation_ids)
-    try:
-        job = await arq.enqueue_job(
-            EVALUATE_BATCH_JOB, [str(i) for i in evaluation_ids], _job_id=f"evaluate-batch:{first}"
-        )
-    except Exception:
-        log.warning(
-            "could not enqueue evaluations",
-            extra={"application_id": str(application_id)},
-            exc_info=True,
-        )
-        return False
-    return job is not None
-
-
-async def _enqueue(arq: ArqRedis, group_id: UUID, evaluation_id: UUID) -> bool:
-    """Enqueue the job of one queued evaluation; the job id makes a repeat a no-op.
+async def _enqueue(arq: ArqRedis, queued: Sequence[tuple[UUID, UUID]]) -> bool:
+    """Enqueue one job for queued evaluations of one application, as (group_id, evaluation_id):
+    one evaluation, or several sharing one pass. The job id makes a repeat a no-op.
 
     Never raises: a lost enqueue (Redis down) is retried by the worker's tick, which re-enqueues
     queued evaluations that have waited longer than REQUEUE_AFTER.
     """
+    ids = [evaluation_id for _, evaluation_id in queued]
     try:
-        job = await arq.enqueue_job(
-            EVALUATE_JOB, str(evaluation_id), _job_id=f"evaluate:{evaluation_id}"
-        )
+        if len(ids) == 1:
+            job = await arq.enqueue_job(EVALUATE_JOB, str(ids[0]), _job_id=f"evaluate:{ids[0]}")
+        else:
+            job = await arq.enqueue_job(
+                EVALUATE_BATCH_JOB, [str(i) for i in ids], _job_id=f"evaluate-batch:{min(ids)}"
+            )
     except Exception:
         log.warning(
             "could not enqueue evaluation",
-            extra={"group_id": str(group_id), "evaluation_id": str(evaluation_id)},
+            extra={
+                "group_ids": [str(g) for g, _ in queued],
+                "evaluation_ids": [str(i) for i in ids],
+            },
             exc_info=True,
         )
         return False
@@ -117,7 +106,7 @@ def _enqueue_after_commit(
     group_id, evaluation_id = evaluation.group_id, evaluation.id
 
     async def callback() -> None:
-        await _enqueue(arq, group_id, evaluation_id)
+        await _enqueue(arq, [(group_id, evaluation_id)])
 
     after_commit(session, callback)
 
@@ -405,14 +394,14 @@ async def schedule_tick(
         pruned = await repo.prune_history(now - timedelta(days=HISTORY_DAYS))
     async with sessionmaker() as session, session.begin():
         analyzed = await analyze_stale(session, ANALYZED_TABLES)
-    by_app: dict[UUID, list[UUID]] = defaultdict(list)
-    for app_id, _, evaluation_id in due:
-        by_app[app_id].append(evaluation_id)
+    by_app: dict[UUID, list[tuple[UUID, UUID]]] = defaultdict(list)
+    for app_id, group_id, evaluation_id in due:
+        by_app[app_id].append((group_id, evaluation_id))
     enqueued = 0
-    for app_id, ids in by_app.items():
-        enqueued += await _enqueue_batch(arq, app_id, ids)
-    for group_id, evaluation_id in stale:
-        enqueued += await _enqueue(arq, group_id, evaluation_id)
+    for queued in by_app.values():
+        enqueued += await _enqueue(arq, queued)
+    for stale_one in stale:
+        enqueued += await _enqueue(arq, [stale_one])
     return {
         "due": len(due),
         "requeued": len(stale),
