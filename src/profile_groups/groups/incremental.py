@@ -18,7 +18,7 @@ all in ONE transaction, so:
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from uuid import UUID
 
@@ -47,6 +47,11 @@ class Applied:
     entered: int = 0
     exited: int = 0
     deferred: int = 0  # profiles queued again: a group of theirs was busy
+
+    def __iadd__(self, other: "Applied") -> "Applied":
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        return self
 
 
 async def apply_changes(

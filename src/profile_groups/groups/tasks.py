@@ -71,8 +71,7 @@ async def apply_profile_changes(ctx: dict[str, Any]) -> dict[str, int]:
         done = await incremental.apply_changes(
             wc.sessionmaker, timeout_ms=wc.settings.STATEMENT_TIMEOUT_MS
         )
-        for name in ("changes", "profiles", "entered", "exited", "deferred"):
-            setattr(total, name, getattr(total, name) + getattr(done, name))
+        total += done
         if done.changes < incremental.BATCH or loop.time() > deadline:
             break
     if total.changes:
