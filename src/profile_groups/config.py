@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     # Upper bound for a preview or evaluation statement, so a costly rule cannot hang a request.
     STATEMENT_TIMEOUT_MS: int = 60_000
     PREVIEW_TIMEOUT_MS: int = 10_000
+    # Lets webhooks call loopback, private and other non-public addresses (development and tests
+    # only: otherwise a subscription could reach the service's own network, docs/webhooks.md).
+    WEBHOOK_ALLOW_PRIVATE_TARGETS: bool = False
 
     @field_validator("CURSOR_SECRET")
     @classmethod

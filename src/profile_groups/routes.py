@@ -8,6 +8,7 @@ from profile_groups.attributes.router import custom_attributes_router
 from profile_groups.attributes.router import router as attributes_router
 from profile_groups.groups.router import router as groups_router
 from profile_groups.profiles.router import router as profiles_router
+from profile_groups.webhooks.router import router as webhooks_router
 
 # The operation ids of the groups routes (stable: clients generated from the document name their
 # methods after them). Every other operation id is its route function's name
@@ -43,6 +44,7 @@ for feature in (
     groups_router,
     activity_router,
     attributes_router,
+    webhooks_router,
 ):
     if feature is groups_router:
         api_router.include_router(feature, generate_unique_id_function=_group_operation_id)

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from profile_groups.config import Settings
 from profile_groups.db import AsyncSessionMaker, after_commit
 from profile_groups.groups.repositories.evaluations import EvaluationRepository
+from profile_groups.groups.repositories.events import GroupEventRepository
 from profile_groups.groups.repositories.membership import MembershipRepository
 from profile_groups.groups.repositories.rulesets import CurrentRuleset, RulesetRepository
 from profile_groups.groups.schemas import EvaluationState, Ruleset
@@ -292,6 +293,7 @@ async def _evaluate_claimed(
         async with session() as s, s.begin():
             repo = EvaluationRepository(s)
             await repo.fail(evaluation.id, _error_text(exc, timeout_ms), as_of)
+            await GroupEventRepository(s).evaluations_failed([evaluation.id])  # webhooks' event
             failed = await repo.get_evaluation(evaluation.id)
         if failed is not None:
             done.append(failed)
@@ -389,6 +391,7 @@ async def schedule_tick(
             "stopped or lost the database). It is evaluated again.",
             due_at=now,
         )
+        await GroupEventRepository(session).evaluations_failed(lost)  # webhooks' event
         due = await repo.request_due(now, interval)
         stale = await repo.stale_queued(now - REQUEUE_AFTER)
         pruned = await repo.prune_history(now - timedelta(days=HISTORY_DAYS))

@@ -16,6 +16,7 @@ from profile_groups.applications.auth import (
 )
 from profile_groups.config import Settings
 from profile_groups.groups import evaluation
+from profile_groups.groups.repositories.events import GroupEventRepository
 from profile_groups.groups.repositories.groups import GroupFilters, GroupRepository
 from profile_groups.groups.repositories.membership import MembershipRepository
 from profile_groups.groups.schemas import (
@@ -159,6 +160,8 @@ async def delete_group(session: AsyncSession, app: Application, group_id: UUID) 
     group = found(await repo.get(app.id, group_id, for_update=True))
     await MembershipRepository(session).remove_group(group)
     await repo.delete(group)
+    # The webhooks' `group.deleted`, committed with the deletion (docs/webhooks.md).
+    await GroupEventRepository(session).group_deleted(app.id, group.id)
 
 
 async def activate_group(session: AsyncSession, group_id: UUID) -> None:

@@ -1,6 +1,11 @@
 """All ORM models, imported together so Alembic and the mappers see every table."""
 
-from profile_groups.models import activity, changes, segmentation  # noqa: F401 - register tables
+from profile_groups.models import (  # noqa: F401 - register tables
+    activity,
+    changes,
+    segmentation,
+    webhooks,
+)
 from profile_groups.models.application import ApiToken, Application
 from profile_groups.models.base import Base
 from profile_groups.models.group import GroupMembership, ProfileGroup

@@ -127,7 +127,7 @@ class EvaluationRepository:
     async def fail_silent(self, before: datetime, error: str, due_at: datetime) -> list[UUID]:
         """Mark failed the running evaluations whose last heartbeat is older than `before` (their
         worker died or lost the database), and make their groups due at `due_at` (the tick's
-        now), so the same tick queues them again. Returns the groups."""
+        now), so the same tick queues them again. Returns the failed evaluations."""
         failed = (
             update(E)
             .where(E.status == "running", func.coalesce(E.heartbeat_at, E.started_at) < before)
@@ -137,16 +137,17 @@ class EvaluationRepository:
                 finished_at=func.now(),
                 duration_ms=_ms_since(E.started_at),
             )
-            .returning(E.group_id)
+            .returning(E.group_id, E.id)
             .cte("failed")
         )
-        stmt = (
+        due = (
             update(DynamicGroup)
             .where(DynamicGroup.group_id.in_(select(failed.c.group_id)))
             .values(next_evaluation_at=due_at)
-            .returning(DynamicGroup.group_id)
             .execution_options(synchronize_session=False)
+            .cte("due")
         )
+        stmt = select(failed.c.id).add_cte(due)
         return list((await self.session.execute(stmt)).scalars())
 
     async def beat(self, evaluation_ids: Sequence[UUID]) -> None:

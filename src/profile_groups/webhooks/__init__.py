@@ -1,0 +1,1 @@
+"""Signed webhooks of membership changes and group events (docs/webhooks.md)."""
