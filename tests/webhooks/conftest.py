@@ -108,7 +108,7 @@ async def recorded_changes(sessionmaker: AsyncSessionMaker, group_id: str) -> li
         rows = await session.execute(
             text(
                 "SELECT id::text AS id, profile_id::text AS profile_id, custom_id, change, reason"
-                " FROM membership_changes WHERE group_id = :g ORDER BY id"
+                " FROM membership_changes m WHERE group_id = :g ORDER BY m.id"
             ),
             {"g": group_id},
         )

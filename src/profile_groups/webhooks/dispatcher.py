@@ -51,6 +51,8 @@ MAX_RETRY_SECONDS = 4 * 3600.0
 GIVE_UP_AFTER = timedelta(days=1)
 DISABLED_REASON = "Deliveries failed for a day; re-enable with PATCH is_active: true."
 ERROR_BACKOFF_SECONDS = 5.0
+# A stopping worker waits this long for attempts in flight (one attempt's bound and a little).
+STOP_GRACE_SECONDS = delivery.TIMEOUT_SECONDS + 2
 
 
 def retry_delay(attempts: int) -> float:
@@ -77,13 +79,20 @@ class WebhookEngine:
             asyncio.create_task(self._loop(self.dispatch_once, self._dispatcher_wait), name="send"),
         ]
 
-    async def stop(self) -> None:
-        """Stop both loops and cut off attempts in flight; their leases are dropped so the next
-        worker sends them at once (with the same `webhook-id`)."""
-        for task in (*self._tasks, *self._inflight.values()):
+    async def stop(self, grace_seconds: float = STOP_GRACE_SECONDS) -> None:
+        """Stop both loops, let attempts in flight finish and record their outcome for up to
+        `grace_seconds`, then cut off the rest; their leases are dropped so the next worker
+        sends them at once (with the same `webhook-id`)."""
+        for task in self._tasks:
             task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._inflight:
+            await asyncio.wait(list(self._inflight.values()), timeout=grace_seconds)
         cut = list(self._inflight)
-        for task in (*self._tasks, *self._inflight.values()):
+        for task in list(self._inflight.values()):
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks, self._inflight = [], {}
