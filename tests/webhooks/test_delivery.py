@@ -23,8 +23,8 @@ from tests.webhooks.conftest import (
 from tests.webhooks.receiver import Receiver
 
 
-async def until(check: Callable[[], Awaitable[bool] | bool], timeout: float = 20.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def until(check: Callable[[], Awaitable[bool] | bool], within: float = 20.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
     while True:
         result = check()
         if isinstance(result, Awaitable):
