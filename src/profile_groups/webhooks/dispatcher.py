@@ -73,7 +73,7 @@ class WebhookEngine:
     _client: httpx.AsyncClient | None = None
 
     async def start(self) -> None:
-        self._client = delivery.client()
+        """Start both loops; returns at once (the worker's startup is not delayed)."""
         self._tasks = [
             asyncio.create_task(self._loop(self.produce_once, self._producer_wait), name="produce"),
             asyncio.create_task(self._loop(self.dispatch_once, self._dispatcher_wait), name="send"),
@@ -117,6 +117,7 @@ class WebhookEngine:
 
     async def _loop(self, step: Any, wait: Any) -> None:
         while True:
+            await wait()
             try:
                 await step()
             except asyncio.CancelledError:
@@ -124,7 +125,6 @@ class WebhookEngine:
             except Exception:  # PostgreSQL away: try again shortly, never exit
                 log.warning("webhook %s step failed", step.__name__, exc_info=True)
                 await asyncio.sleep(ERROR_BACKOFF_SECONDS)
-            await wait()
 
     # The producer ------------------------------------------------------------------------------
 
@@ -152,6 +152,8 @@ class WebhookEngine:
             claimed = await DispatchRepository(session).claim(
                 free, self.per_subscription, LEASE_SECONDS
             )
+        if claimed and self._client is None:
+            self._client = delivery.client()
         for row in claimed:
             task = asyncio.create_task(self._send(row))
             self._inflight[row.id] = task
