@@ -39,6 +39,10 @@ class Receiver:
     status: int = 200
     port: int = field(default_factory=free_port)
     received: list[Received] = field(default_factory=list)
+    # Seconds to wait before answering, and how many requests were open at once at most.
+    delay: float = 0.0
+    active: int = 0
+    max_active: int = 0
     _server: asyncio.Server | None = None
 
     @property
@@ -74,6 +78,12 @@ class Receiver:
                     headers[name.strip().lower()] = value.strip()
             body = await reader.readexactly(int(headers.get("content-length", "0")))
             self.received.append(Received(headers, body, self.verify(headers, body)))
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+            try:
+                await asyncio.sleep(self.delay)
+            finally:
+                self.active -= 1
             status = self.status
             reply = b'{"ok": true}' if status < 300 else b"receiver is failing"
             writer.write(

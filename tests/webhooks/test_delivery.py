@@ -443,3 +443,43 @@ async def test_the_worker_runs_the_engine_beside_arq(
             await task
         await worker.close()
     assert receiver.received[0].verified
+
+
+async def test_redirects_are_not_followed(
+    papi: Api, sessionmaker: AsyncSessionMaker, receiver: Receiver, engines: EngineFactory
+) -> None:
+    hook = await _subscribe(papi, receiver)
+    receiver.status = 302
+    await papi.post(f"/webhooks/{hook['id']}/test/")
+    engine = engines()
+    await engine.start()
+    await until(lambda: _attempts_over(sessionmaker, hook["id"], 1))
+    await engine.stop()
+    assert len(receiver.received) == 1
+    (logged,) = (await papi.get(f"/webhooks/{hook['id']}/deliveries/")).json()["results"]
+    assert logged["status"] == "pending" and logged["last_status_code"] == 302
+    assert logged["last_error"].startswith("The receiver answered 302.")
+    assert logged["next_attempt_at"] > logged["created_at"]
+
+
+async def test_attempts_in_flight_are_bounded_per_webhook(
+    papi: Api, sessionmaker: AsyncSessionMaker, receiver: Receiver, engines: EngineFactory
+) -> None:
+    """Groups do not wait for each other, but at most PER_SUBSCRIPTION attempts of one webhook
+    are open at once; one group's deliveries are never concurrent."""
+    from profile_groups.webhooks.dispatcher import PER_SUBSCRIPTION
+
+    app_id = await application_id(sessionmaker, papi.tenant.client_id)
+    groups = [await _group(papi, f"G{i}") for i in range(PER_SUBSCRIPTION + 2)]
+    hook = await _subscribe(papi, receiver)
+    for g in groups:
+        await insert_changes(sessionmaker, app_id, g, 1500)
+    receiver.delay = 0.3
+    engine = engines()
+    await engine.start()
+    await until(lambda: _all_succeeded(sessionmaker, hook["id"], 2 * len(groups)))
+    await engine.stop()
+    assert receiver.max_active == PER_SUBSCRIPTION
+    got = _changes_by_group(receiver)
+    for g in groups:
+        assert _essentials(got[g]) == await recorded_changes(sessionmaker, g)
