@@ -220,7 +220,8 @@ async def test_rules_that_no_longer_validate(api: Api, sessionmaker: AsyncSessio
     evaluation would not evaluate it (409 naming the problem, with its path)."""
     alice, _, group = await _setup(api, sessionmaker)
     gid = group["id"]
-    assert (await api.patch(f"/profile-groups/{gid}/", json={"is_active": False})).status_code == 200
+    r = await api.patch(f"/profile-groups/{gid}/", json={"is_active": False})
+    assert r.status_code == 200, r.text
     assert (await api.delete("/custom-attributes/score/")).status_code == 204
     async with sessionmaker() as session, session.begin():
         await activate_group(session, uuid.UUID(gid))
