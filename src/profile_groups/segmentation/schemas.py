@@ -3,7 +3,7 @@
 from typing import Annotated, Any, Literal, Union
 from uuid import UUID
 
-from pydantic import Field, SerializerFunctionWrapHandler, SkipValidation, model_serializer
+from pydantic import Field, SkipValidation
 
 from profile_groups.attributes.registry import WINDOW_DAYS_MAX, WINDOW_DAYS_MIN
 from profile_groups.kit.schemas import InputSchema, Schema, Timestamp
@@ -123,8 +123,12 @@ class ExplainedLeaf(Schema):
     attribute: str = Field(description="The attribute key, as given in the rule tree.")
     condition: str
     value: Any = Field(description="The condition's value, as given in the rule tree.")
+    # Left out rather than null when absent, as in the rule tree (and kept in the schema, which a
+    # model_serializer would hide from OpenAPI).
     window_days: int | None = Field(
-        default=None, description="The leaf's rolling window; left out when the leaf has none."
+        default=None,
+        exclude_if=lambda days: days is None,
+        description="The leaf's rolling window; left out when the leaf has none.",
     )
     actual: Any = Field(
         description=(
@@ -133,13 +137,6 @@ class ExplainedLeaf(Schema):
         )
     )
     result: bool = Field(description="Whether the leaf holds for the profile now.")
-
-    @model_serializer(mode="wrap")
-    def _window_only_when_given(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
-        if self.window_days is None:
-            data.pop("window_days", None)
-        return data
 
 
 class ExplainedGroup(Schema):
