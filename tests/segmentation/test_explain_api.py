@@ -6,12 +6,17 @@ import uuid
 from typing import Any
 
 import httpx
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from profile_groups.db import AsyncSessionMaker
 from profile_groups.groups.service import activate_group
+from profile_groups.kit.repository import clock
+from profile_groups.segmentation.service import check_tree, explain
 from tests.activity.helpers import ago, new_profile, send
 from tests.applications.test_profile_tokens import bearer, token
 from tests.conftest import Api
+from tests.factories import application_id
 from tests.groups.helpers import create_dynamic, evaluate
 
 NOT_FOUND = {"detail": "Not found.", "error_code": "not_found"}
@@ -260,3 +265,27 @@ async def test_profile_token_policy(
             headers=headers,
         )
         assert r.status_code == 404 and r.json() == NOT_FOUND
+
+
+async def test_one_statement_evaluates_the_whole_tree(
+    api: Api, sessionmaker: AsyncSessionMaker, engine: AsyncEngine
+) -> None:
+    """Every node's result and every leaf's value, windows included, come from ONE statement."""
+    alice, _, _ = await _setup(api, sessionmaker)
+    app_id = await application_id(sessionmaker, api.tenant)
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    async with sessionmaker() as session:
+        checked, errors = await check_tree(session, app_id, TREE)
+        assert checked is not None, errors
+        as_of = await clock(session)
+        event.listen(engine.sync_engine, "before_cursor_execute", record)
+        try:
+            explained = await explain(session, app_id, checked, TREE, uuid.UUID(alice["id"]), as_of)
+        finally:
+            event.remove(engine.sync_engine, "before_cursor_execute", record)
+    assert explained is not None and explained.matches is True
+    assert len(statements) == 1, statements
