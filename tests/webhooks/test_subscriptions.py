@@ -2,8 +2,11 @@
 the refusal of non-public targets."""
 
 import base64
+import time
+import uuid
 from typing import Any
 
+import jwt
 import pytest
 
 from tests.conftest import Api
@@ -109,6 +112,15 @@ async def test_group_ids_must_be_the_applications(papi: Api, other_tenant: Any) 
 async def test_no_token_and_profile_tokens(papi: Api) -> None:
     r = await papi.client.get(papi.tenant.base + "/webhooks/")
     assert r.status_code == 401
+    profile_token = jwt.encode(
+        {"iss": papi.tenant.client_id, "iat": int(time.time()), "profile_id": str(uuid.uuid4())},
+        papi.tenant.client_secret,
+        algorithm="HS256",
+    )
+    r = await papi.client.get(
+        papi.tenant.base + "/webhooks/", headers={"Authorization": f"Bearer {profile_token}"}
+    )
+    assert r.status_code == 403
 
 
 @pytest.mark.parametrize(
