@@ -77,6 +77,7 @@ async def test_patch_and_delete(papi: Api) -> None:
         ({**HOOK, "events": []}, ["body", "events"]),
         ({**HOOK, "url": "ftp://example.com/x"}, ["body", "url"]),
         ({**HOOK, "url": "not a url"}, ["body", "url"]),
+        ({**HOOK, "url": "https://user:pw@hooks.example.com/x"}, ["body", "url"]),
         ({**HOOK, "group_ids": ["not-a-uuid"]}, ["body", "group_ids", 0]),
         ({**HOOK, "description": 5}, ["body", "description"]),
         ({**HOOK, "secret": "whsec_x"}, ["body", "secret"]),

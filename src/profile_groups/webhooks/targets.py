@@ -45,6 +45,9 @@ def parse_url(raw: str) -> Target:
     host = url.hostname
     if not host:
         raise TargetRefused("The URL must name a host.")
+    if url.username is not None or url.password is not None:
+        # They would be sent to no one: the request goes to the checked address, not the netloc.
+        raise TargetRefused("The URL must not carry credentials (user:password@); use a token.")
     return Target(url, host, port or (443 if url.scheme == "https" else 80))
 
 
