@@ -428,14 +428,15 @@ class DispatchRepository:
 
 async def delivery_stats(session: AsyncSession) -> DeliveryStats:
     """Delivery counts by status (every status present, 0 when none) and the age in seconds of
-    the oldest pending delivery (None when none is pending)."""
+    the oldest pending delivery of an active webhook (None when none is pending): the delivery
+    lag. An inactive webhook's deliveries wait by design and would only hide the lag."""
     rows = await session.execute(select(D.status, func.count()).group_by(D.status))
     by_status = dict.fromkeys(DELIVERY_STATUSES, 0)
     by_status.update({str(status): int(n) for status, n in rows.all()})
     oldest = await session.execute(
-        select(func.extract("epoch", func.now() - func.min(D.created_at))).where(
-            D.status == "pending"
-        )
+        select(func.extract("epoch", func.now() - func.min(D.created_at)))
+        .join(S, S.id == D.subscription_id)
+        .where(D.status == "pending", S.is_active.is_(True))
     )
     age = oldest.scalar_one()
     return DeliveryStats(by_status, float(age) if age is not None else None)
