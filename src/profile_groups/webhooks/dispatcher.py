@@ -20,6 +20,7 @@ their state in PostgreSQL, so stopping the worker, losing Redis or a receiver lo
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -115,7 +116,9 @@ class WebhookEngine:
             await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
         self._wake.clear()
 
-    async def _loop(self, step: Any, wait: Any) -> None:
+    async def _loop(
+        self, step: Callable[[], Awaitable[int]], wait: Callable[[], Awaitable[None]]
+    ) -> None:
         while True:
             await wait()
             try:
