@@ -20,6 +20,7 @@ from profile_groups.kit.state import AppState, bind
 from profile_groups.ops.router import router as ops_router
 from profile_groups.queue import QUEUE_NAME
 from profile_groups.routes import api_router
+from profile_groups.segmentation.schemas import RULE_TREE_SCHEMAS
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -67,7 +68,7 @@ def create_app(settings: Settings) -> FastAPI:
         generate_unique_id_function=operation_id,
         swagger_ui_parameters={"persistAuthorization": True},
     )
-    install_openapi(app)
+    install_openapi(app, RULE_TREE_SCHEMAS)
     install_error_handlers(app)
     app.add_middleware(RequestMiddleware)
     app.include_router(ops_router)
