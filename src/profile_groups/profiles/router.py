@@ -133,7 +133,7 @@ async def update_profile(
 @router.delete(
     "/profiles/{profile_id}/",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=responses(NotFound),
+    responses=responses(NotFound, Conflict),
     summary="Delete a profile",
 )
 async def delete_profile(profile_id: ProfileId, app: AppDep, session: SessionDep) -> Response:
