@@ -9,9 +9,15 @@ the error body on every error response.
 import re
 from collections.abc import Iterator
 from typing import Any
+from uuid import uuid4
 
 import httpx
+import jsonschema_rs
 import pytest
+
+from profile_groups.db import AsyncSessionMaker
+from tests.conftest import Api
+from tests.factories import make_profiles
 
 OPERATION_ID = re.compile(r"[a-z]+(?:_[a-z]+)*")
 MAX_OPERATION_ID = 40
@@ -241,3 +247,64 @@ def test_create_shows_the_product_page_examples(document: dict[str, Any]) -> Non
     example = created["examples"]["static"]["value"]
     assert example["id"] == "13a1fd98-24ca-4935-8791-5556586c0005"
     assert "additionalProp1" not in str(created)
+
+
+def response_schema(document: dict[str, Any], operation_id: str, status: int) -> dict[str, Any]:
+    for _, _, operation in operations(document):
+        if operation["operationId"] == operation_id:
+            content = operation["responses"][str(status)]["content"]["application/json"]
+            # Refs are "#/components/...": resolve them against a root that carries components.
+            return {**content["schema"], "components": document["components"]}
+    raise AssertionError(f"no operation {operation_id}")
+
+
+async def test_live_answers_conform_to_their_documented_schema(
+    document: dict[str, Any], api: Api, sessionmaker: AsyncSessionMaker
+) -> None:
+    """The typed schemas are the answers' real shapes: a static and a dynamic group (with its
+    ruleset and evaluation), pages, members, a profile's groups, a preview and errors."""
+    (pid,) = await make_profiles(sessionmaker, api.tenant, 1, nicknames=["Final Horse"])
+    tree = {"operator": "AND", "children": [
+        {"operator": "OR", "children": [
+            {"attribute": "total_comments_posted", "condition": "greater_than", "value": 32},
+            {"attribute": "has_ever_commented", "condition": "is", "value": True}]},
+        {"operator": "OR", "children": [
+            {"attribute": "total_comments_posted", "condition": "between", "value": [1, 9],
+             "window_days": 7},
+            {"attribute": "nickname", "condition": "in", "value": ["x", "y"]}]}]}  # fmt: skip
+    static = await api.post("/profile-groups/", json={"name": "S", "custom_id": "s"})
+    dynamic = await api.post(
+        "/profile-groups/", json={"name": "D", "membership_type": "dynamic", "rule_tree": tree}
+    )
+    gid = static.json()["id"]
+    calls = [
+        ("create_profile_group", static),
+        ("create_profile_group", dynamic),
+        ("get_profile_group", await api.get(f"/profile-groups/{dynamic.json()['id']}/")),
+        ("list_profile_groups", await api.get("/profile-groups/?page_size=1")),
+        ("add_group_members", await api.post(
+            f"/profile-groups/{gid}/members/", json={"profile_ids": [pid, "nope"]})),
+        ("list_group_members", await api.get(f"/profile-groups/{gid}/members/")),
+        ("get_group_member", await api.get(f"/profile-groups/{gid}/members/{pid}/")),
+        ("list_groups_of_profile", await api.get(f"/profiles/{pid}/profile-groups/")),
+        ("preview_rule_tree", await api.post(
+            "/profile-groups/preview/", json={"rule_tree": tree, "sample_size": 1})),
+        ("list_group_evaluations", await api.get(
+            f"/profile-groups/{dynamic.json()['id']}/evaluations/")),
+        ("get_profile", await api.get(f"/profiles/{pid}/")),
+        ("list_profile_attributes", await api.get(f"/profiles/{pid}/attributes/")),
+        ("list_attributes", await api.get("/profile-group-attributes/?page_size=1000")),
+        ("ingest_events", await api.post(
+            "/events/", json={"events": [{"type": "comment_posted", "profile_id": pid}, {}]})),
+        ("create_profile_group", await api.post("/profile-groups/", json={"desciption": 1})),
+        ("get_profile_group", await api.get(f"/profile-groups/{uuid4()}/")),
+        ("create_profile_group", await api.post("/profile-groups/", json={"name": "S2",
+                                                                         "custom_id": "s"})),
+    ]  # fmt: skip
+    for operation_id, response in calls:
+        schema = response_schema(document, operation_id, response.status_code)
+        errors = [
+            f"{e.instance_path}: {e.message}"
+            for e in jsonschema_rs.validator_for(schema).iter_errors(response.json())
+        ]
+        assert not errors, (operation_id, response.status_code, errors, response.json())
