@@ -7,12 +7,13 @@ from uuid import UUID
 from fastapi import Path, Query, Response, status
 
 from profile_groups.applications.auth import AppDep, ReaderDep
-from profile_groups.groups import evaluation, service
+from profile_groups.groups import evaluation, explain, service
 from profile_groups.groups.schemas import (
     DYNAMIC_CREATE_EXAMPLE,
     DYNAMIC_GROUP_EXAMPLE,
     GROUP_EXAMPLE,
     STATIC_CREATE_EXAMPLE,
+    DynamicExplanation,
     Evaluation,
     Member,
     MembersAdded,
@@ -21,8 +22,9 @@ from profile_groups.groups.schemas import (
     ProfileGroupCreate,
     ProfileGroupMembership,
     ProfileGroupUpdate,
+    StaticExplanation,
 )
-from profile_groups.kit.errors import Conflict, NotFound, Unavailable, responses
+from profile_groups.kit.errors import Conflict, NotFound, PermissionDenied, Unavailable, responses
 from profile_groups.kit.openapi import body_examples, response_examples
 from profile_groups.kit.pagination import Page, PageDep, render
 from profile_groups.kit.routing import api_router
@@ -35,6 +37,10 @@ router = api_router("profile groups")
 
 GroupId = Annotated[UUID, Path(description="The profile group's id.")]
 ProfileId = Annotated[UUID, Path(description="The profile's id.")]
+# Read as text so that a profile token naming a malformed id is a 403, not a 404.
+ProfileIdText = Annotated[
+    str, Path(description="The profile's id.", json_schema_extra={"format": "uuid"})
+]
 
 
 @router.post(
@@ -223,10 +229,7 @@ async def list_members(
 )
 async def get_member(
     group_id: GroupId,
-    # Read as text so that a profile token naming a malformed id is a 403, not a 404.
-    profile_id: Annotated[
-        str, Path(description="The profile's id.", json_schema_extra={"format": "uuid"})
-    ],
+    profile_id: ProfileIdText,
     principal: ReaderDep,
     session: SessionDep,
 ) -> Member:
@@ -302,3 +305,42 @@ async def profile_groups_by_custom_id(
 ) -> Response:
     paged = await service.profile_groups(session, principal, page, custom_id=custom_id)
     return render(ProfileGroupMembership, paged)
+
+
+# Explain ----------------------------------------------------------------------------------
+
+# 403: a profile token asking about another profile; 409: stored rules that no longer validate.
+_EXPLAIN_RESPONSES = responses(NotFound, PermissionDenied, Conflict)
+
+
+@router.get(
+    "/profile-groups/{group_id}/explain/{profile_id}/",
+    response_model=DynamicExplanation | StaticExplanation,
+    responses=_EXPLAIN_RESPONSES,
+    summary="Explain why a profile is or is not in a group",
+)
+async def explain_membership(
+    group_id: GroupId, profile_id: ProfileIdText, principal: ReaderDep, session: SessionDep
+) -> DynamicExplanation | StaticExplanation:
+    """For a dynamic group, its current rule tree evaluated for the profile now, by the same
+    compiled SQL as evaluations: every node's `result` and every leaf's `actual` value (null when
+    the profile has none), `matches` (the whole tree) and `member` (the stored membership, which
+    follows `matches` at the next update). For a static group, `member` and
+    `membership_created_at`. A profile token may ask about its own profile only."""
+    return await explain.explain_membership(session, principal, group_id, profile_id=profile_id)
+
+
+@router.get(
+    "/profile-groups/{group_id}/explain/profile-by-custom-id/{custom_id}/",
+    response_model=DynamicExplanation | StaticExplanation,
+    responses=_EXPLAIN_RESPONSES,
+    summary="Explain why a profile is or is not in a group, by the profile's custom id",
+)
+async def explain_membership_by_custom_id(
+    group_id: GroupId,
+    custom_id: Annotated[str, Path(description="The profile's custom id.")],
+    principal: ReaderDep,
+    session: SessionDep,
+) -> DynamicExplanation | StaticExplanation:
+    """As `explain_membership`, naming the profile by its custom id."""
+    return await explain.explain_membership(session, principal, group_id, custom_id=custom_id)

@@ -8,7 +8,7 @@ from pydantic import Field, StringConstraints, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from profile_groups.kit.schemas import InputSchema, Schema, Timestamp, refuse_nulls
-from profile_groups.segmentation.schemas import RULE_TREE_DESCRIPTION, RuleTree
+from profile_groups.segmentation.schemas import RULE_TREE_DESCRIPTION, ExplainedNode, RuleTree
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 Description = Annotated[str, StringConstraints(max_length=2000)]
@@ -386,3 +386,62 @@ class ProfileGroupMembership(Schema):
     custom_id: str | None = Field(description="The group's custom id, if it has one.")
     membership_type: MembershipType = Field(description="`static` or `dynamic`.")
     membership_created_at: Timestamp = Field(description=MEMBERSHIP_CREATED_AT)
+
+
+# Explanations (docs/segmentation.md, "Explain") ---------------------------------------------
+
+
+class DynamicExplanation(Schema):
+    """Why a profile is or is not in a dynamic group: its current rule tree evaluated for the
+    profile now by the evaluation's own SQL, every node with its result."""
+
+    model_config = Schema.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "as_of": "2025-04-28T12:20:00.000000Z",
+                    "member": True,
+                    "matches": True,
+                    "tree": {
+                        "operator": "AND",
+                        "result": True,
+                        "children": [
+                            {
+                                "attribute": "total_comments_posted",
+                                "condition": "greater_than",
+                                "value": 10,
+                                "window_days": 7,
+                                "actual": 12,
+                                "result": True,
+                            }
+                        ],
+                    },
+                }
+            ]
+        }
+    }
+
+    as_of: Timestamp = Field(description="The moment the tree was evaluated at.")
+    member: bool = Field(description="Whether the profile is in the group's stored membership.")
+    matches: bool = Field(
+        description="Whether the rule tree holds for the profile at `as_of`; membership follows "
+        "at the next update."
+    )
+    tree: ExplainedNode = Field(
+        description="The group's current rule tree, every node with its result for the profile."
+    )
+
+
+class StaticExplanation(Schema):
+    """A static group's members are managed through the API: whether the profile is one."""
+
+    model_config = Schema.model_config | {
+        "json_schema_extra": {
+            "examples": [{"member": True, "membership_created_at": "2025-04-28T12:26:43.767378Z"}]
+        }
+    }
+
+    member: bool = Field(description="Whether the profile is a member of the group.")
+    membership_created_at: Timestamp | None = Field(
+        description="When the profile was added; null when it is not a member."
+    )

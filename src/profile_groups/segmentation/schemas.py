@@ -48,6 +48,13 @@ LeafValue = Annotated[
 ]
 
 
+_LEAF_VALUE: dict[str, Any] = TypeAdapter(LeafValue).json_schema()
+# A profile's value of an attribute: a datetime is an ISO 8601 string, null is "no value".
+_ATTRIBUTE_VALUE: dict[str, Any] = {
+    "anyOf": [{"type": "number"}, {"type": "string"}, {"type": "boolean"}, {"type": "null"}]
+}
+
+
 class RuleLeaf(InputSchema):
     """A leaf: a condition on one attribute (GET /profile-group-attributes/ lists each
     attribute's data type, its allowed `conditions` and whether it supports `window_days`)."""
@@ -147,3 +154,53 @@ class Preview(Schema):
         description="Up to `sample_size` of the matching profiles, newest profiles first."
     )
     as_of: Timestamp = Field(description="The moment the tree was evaluated at.")
+
+
+# Explanations: a tree annotated for one profile -------------------------------------------------
+
+
+class ExplainedLeaf(Schema):
+    """A leaf as given, with the profile's value and the leaf's result."""
+
+    attribute: str = Field(description="The attribute key, as given in the rule tree.")
+    condition: str = Field(description="The condition, as given in the rule tree.")
+    # Any JSON at runtime (echoed as given), documented as a leaf's value.
+    value: Annotated[Any, WithJsonSchema(_LEAF_VALUE)] = Field(
+        description="The condition's value, as given in the rule tree."
+    )
+    # Left out rather than null when absent, as in the rule tree (and kept in the schema, which a
+    # model_serializer would hide from OpenAPI).
+    window_days: int | None = Field(
+        default=None,
+        exclude_if=lambda days: days is None,
+        description="The leaf's rolling window; left out when the leaf has none.",
+    )
+    actual: Annotated[Any, WithJsonSchema(_ATTRIBUTE_VALUE)] = Field(
+        description=(
+            "The profile's value as the condition reads it (over the leaf's window, if any); "
+            "null when it has none (an empty string is no value)."
+        )
+    )
+    result: bool = Field(description="Whether the leaf holds for the profile now.")
+
+
+class ExplainedGroup(Schema):
+    """An inner node with its result: AND holds when every child does, OR when any does."""
+
+    operator: Literal["AND", "OR"] = Field(description="How the children combine.")
+    result: bool = Field(description="Whether the node holds for the profile now.")
+    children: list[Union["ExplainedGroup", ExplainedLeaf]] = Field(
+        description="The node's children, each explained."
+    )
+
+
+ExplainedGroup.model_rebuild()
+ExplainedNode = ExplainedGroup | ExplainedLeaf
+
+
+class TreeExplanation(Schema):
+    """A rule tree evaluated for one profile at `as_of` by the evaluation's own SQL."""
+
+    as_of: Timestamp = Field(description="The moment the tree was evaluated at.")
+    matches: bool = Field(description="Whether the whole tree holds for the profile.")
+    tree: ExplainedNode = Field(description="The rule tree, every node with its result.")
