@@ -15,7 +15,7 @@ from profile_groups.kit.cursor import CursorCodec
 from profile_groups.kit.errors import install_error_handlers
 from profile_groups.kit.logging import configure_logging
 from profile_groups.kit.middleware import RequestMiddleware
-from profile_groups.kit.openapi import DESCRIPTION, install_openapi, operation_id
+from profile_groups.kit.openapi import DESCRIPTION, TAGS, install_openapi, operation_id
 from profile_groups.kit.state import AppState, bind
 from profile_groups.ops.router import router as ops_router
 from profile_groups.queue import QUEUE_NAME
@@ -63,6 +63,7 @@ def create_app(settings: Settings) -> FastAPI:
         title="Profile Groups",
         version="1.0.0",
         description=DESCRIPTION,
+        openapi_tags=TAGS,
         lifespan=lifespan,
         redirect_slashes=False,
         generate_unique_id_function=operation_id,

@@ -23,6 +23,19 @@ Every `/api/v1` call needs `Authorization: Bearer <token>`. Errors always carry 
 `error_code`; validation errors are 400 with `errors[].loc`.
 """
 
+# The tags, in the order the docs pages show them (a tag missing here is listed after them).
+TAGS: list[dict[str, Any]] = [
+    {"name": "profile groups", "description": "Groups, their members, a profile's groups, "
+     "rule tree previews and the evaluations of dynamic groups."},
+    {"name": "profiles", "description": "The people groups are made of, pushed by your platform."},
+    {"name": "custom attributes", "description": "Your own metrics, carried by profiles and "
+     "usable in rules."},
+    {"name": "attributes", "description": "The catalogue of attributes rules can use, and a "
+     "profile's values of them."},
+    {"name": "activity", "description": "Events that feed the platform attributes."},
+    {"name": "operations", "description": "Liveness, readiness and metrics (no token)."},
+]  # fmt: skip
+
 BEARER_SCHEME = "bearer"
 _API_PREFIX = "/api/v1/"
 _BODY_METHODS = frozenset({"post", "put", "patch", "delete"})
