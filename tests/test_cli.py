@@ -1,6 +1,7 @@
 """The admin commands with no environment: they find the servers of the `profile-groups run`
 serving DATA_DIR (its servers.json), list applications and tokens, and fail in one line."""
 
+import asyncio
 import json
 import os
 import subprocess
@@ -202,3 +203,54 @@ def test_two_embedded_redis_servers_side_by_side(tmp_path: Path) -> None:
     finally:
         first.stop()
         second.stop()
+
+
+async def test_groups_list_finds_deactivated_groups(
+    no_env: Path,
+    settings: Settings,
+    tenant: Tenant,
+    client: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _write_servers(no_env, settings, os.getpid())
+    ids = []
+    for name in ("Kept", "Hidden"):
+        response = await client.post(
+            f"{tenant.base}/profile-groups/", json={"name": name}, headers=tenant.headers
+        )
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["id"])
+    kept, hidden = ids
+    response = await client.patch(
+        f"{tenant.base}/profile-groups/{hidden}/", json={"is_active": False}, headers=tenant.headers
+    )
+    assert response.status_code == 200, response.text
+
+    async def cli_json(*argv: str) -> Any:
+        # cli.main runs its own event loop: in a thread, beside this test's.
+        code, out, err = await asyncio.to_thread(_run, capsys, *argv, "--json")
+        assert code == 0, err
+        return json.loads(out)
+
+    active = await cli_json("groups", "list", tenant.client_id)
+    assert [(g["id"], g["name"], g["is_active"]) for g in active["groups"]] == [
+        (kept, "Kept", True)
+    ]
+    inactive = await cli_json("groups", "list", tenant.client_id, "--inactive")
+    assert inactive["inactive"] is True
+    assert [(g["id"], g["is_active"], g["membership_type"]) for g in inactive["groups"]] == [
+        (hidden, False, "static")
+    ]
+    # Found, it can be brought back; then no group is inactive.
+    await cli_json("groups", "activate", hidden)
+    assert (await cli_json("groups", "list", tenant.client_id, "--inactive"))["groups"] == []
+    code, out, _ = await asyncio.to_thread(_run, capsys, "groups", "list", tenant.client_id)
+    assert code == 0 and kept in out and hidden in out and "Hidden" in out
+    code, out, _ = await asyncio.to_thread(
+        _run, capsys, "groups", "list", tenant.client_id, "--inactive"
+    )
+    assert (code, out) == (0, "no inactive groups\n")
+    code, _, err = await asyncio.to_thread(_run, capsys, "groups", "list", "no-such-app")
+    assert (code, err) == (1, "error: No application with client id 'no-such-app'.\n")
+    code, out, _ = await asyncio.to_thread(_run, capsys, "groups", "list", "--help")
+    assert code == 0 and "--inactive" in out and "deactivated" in out

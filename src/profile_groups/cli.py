@@ -210,6 +210,41 @@ def cmd_tokens_revoke(args: argparse.Namespace, settings: Settings) -> None:
     _print(args, {"token_id": str(args.token_id), "revoked": True}, f"revoked {args.token_id}")
 
 
+def cmd_groups_list(args: argparse.Namespace, settings: Settings) -> None:
+    from profile_groups.applications.service import get_application
+    from profile_groups.groups.service import list_all_groups
+    from profile_groups.kit.timestamps import format_timestamp
+
+    async def run(session: Any) -> Any:
+        app = await get_application(session, args.client_id)
+        return await list_all_groups(session, app, inactive=args.inactive)
+
+    groups = [
+        {
+            "id": str(group.id),
+            "name": group.name,
+            "membership_type": group.membership_type,
+            "is_active": group.is_active,
+            "profile_count": group.profile_count,
+            "custom_id": group.custom_id,
+            "created_at": format_timestamp(group.created_at),
+        }
+        for group in _with_session(settings, run)
+    ]
+    lines = [f"{'id':<36}  {'type':<7}  {'members':>8}  {'created_at':<27}  name"]
+    lines += [
+        f"{g['id']:<36}  {g['membership_type']:<7}  {g['profile_count']:>8}  "
+        f"{g['created_at']:<27}  {g['name']}"
+        for g in groups
+    ]
+    none = "no inactive groups" if args.inactive else "no active groups"
+    _print(
+        args,
+        {"client_id": args.client_id, "inactive": args.inactive, "groups": groups},
+        "\n".join(lines) if groups else none,
+    )
+
+
 def cmd_groups_activate(args: argparse.Namespace, settings: Settings) -> None:
     from profile_groups.groups.service import activate_group
 
@@ -366,6 +401,8 @@ examples:
   profile-groups apps list
   profile-groups tokens create CLIENT_ID
   profile-groups tokens list CLIENT_ID --json
+  profile-groups groups list CLIENT_ID --inactive   # deactivated groups (hidden from the API)
+  profile-groups groups activate GROUP_ID
 
 Without DATABASE_URL, the apps/tokens/groups/migrate commands use the servers of the
 `profile-groups run` serving DATA_DIR (default ./.data), read from DATA_DIR/servers.json.
@@ -422,6 +459,20 @@ def build_parser() -> argparse.ArgumentParser:
     groups = sub.add_parser("groups", help="profile groups").add_subparsers(
         dest="sub", required=True
     )
+    p = groups.add_parser(
+        "list",
+        help="an application's active groups (--inactive: only the deactivated ones)",
+        description="List an application's groups, oldest first. By default the active ones "
+        "(those the API shows); with --inactive only the deactivated ones, which the API hides, "
+        "so they can be found and brought back with `groups activate GROUP_ID`.",
+    )
+    p.add_argument("client_id")
+    p.add_argument(
+        "--inactive",
+        action="store_true",
+        help="list only the deactivated groups (hidden from the API) instead of the active ones",
+    )
+    p.set_defaults(fn=cmd_groups_list)
     p = groups.add_parser("activate", help="bring back a deactivated group")
     p.add_argument("group_id", type=_uuid)
     p.set_defaults(fn=cmd_groups_activate)

@@ -167,6 +167,13 @@ async def activate_group(session: AsyncSession, group_id: UUID) -> None:
         raise NotFound(f"No profile group with id {group_id}.")
 
 
+async def list_all_groups(
+    session: AsyncSession, app: Application, *, inactive: bool
+) -> Sequence[ProfileGroup]:
+    """CLI: the application's active groups, or with `inactive` only the deactivated ones."""
+    return await GroupRepository(session).list_all(app.id, active=not inactive)
+
+
 async def list_groups(
     session: AsyncSession,
     app: Application,
