@@ -16,6 +16,7 @@ from profile_groups.kit.retry import retry_on_race
 from profile_groups.kit.schemas import ItemError
 from profile_groups.kit.timestamps import parse_timestamp
 from profile_groups.models import Application
+from profile_groups.ops.metrics import count_events
 
 FIELDS = frozenset({"id", "type", "profile_id", "custom_id", "occurred_at", "value", "properties"})
 MAX_FUTURE = timedelta(minutes=5)
@@ -206,6 +207,7 @@ async def ingest(session: AsyncSession, app: Application, items: Sequence[Any]) 
         positions.append(index)
         rows.append(row)
     if not positions:
+        count_events(session, accepted=0, duplicates=duplicates, rejected=len(rejected))
         return EventBatchResult(accepted=0, duplicates=duplicates, rejected=rejected)
 
     repo = ActivityRepository(session)
@@ -220,11 +222,9 @@ async def ingest(session: AsyncSession, app: Application, items: Sequence[Any]) 
     unknown = result.unknown_profiles
     rejected += [ItemError(index=positions[i], detail="Unknown profile.") for i in unknown]
     rejected.sort(key=lambda r: r.index)
-    return EventBatchResult(
-        accepted=result.inserted,
-        duplicates=duplicates + len(positions) - len(unknown) - result.inserted,
-        rejected=rejected,
-    )
+    duplicates += len(positions) - len(unknown) - result.inserted
+    count_events(session, accepted=result.inserted, duplicates=duplicates, rejected=len(rejected))
+    return EventBatchResult(accepted=result.inserted, duplicates=duplicates, rejected=rejected)
 
 
 async def prune_events(session: AsyncSession, retention_days: int, batch_size: int) -> int:

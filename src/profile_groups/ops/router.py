@@ -4,8 +4,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
+from profile_groups.ops.metrics import render
 from profile_groups.ops.service import readiness
 
 router = APIRouter(tags=["operations"])
@@ -37,5 +38,7 @@ async def readyz(request: Request) -> Response:
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-async def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+async def metrics(request: Request) -> Response:
+    """HTTP, ingestion and membership counters of this process, and the domain's state read from
+    PostgreSQL and Redis at each scrape (docs/operations.md)."""
+    return Response(await render(request.app), media_type=CONTENT_TYPE_LATEST)
