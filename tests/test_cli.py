@@ -254,3 +254,57 @@ async def test_groups_list_finds_deactivated_groups(
     assert (code, err) == (1, "error: No application with client id 'no-such-app'.\n")
     code, out, _ = await asyncio.to_thread(_run, capsys, "groups", "list", "--help")
     assert code == 0 and "--inactive" in out and "deactivated" in out
+
+
+async def test_worker_alive_reads_this_hosts_heartbeat(
+    no_env: Path, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import time
+
+    from redis.asyncio import Redis
+
+    from profile_groups.ops.heartbeat import HEARTBEAT_KEY, host_key, record_seen
+
+    _write_servers(no_env, settings, os.getpid())
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        await redis.delete(HEARTBEAT_KEY, host_key())
+        code, _, err = await asyncio.to_thread(_run, capsys, "worker-alive")
+        assert code == 1 and err.startswith("error: no heartbeat of a worker on ")
+        assert err.count("\n") == 1
+
+        await record_seen(redis)
+        code, out, err = await asyncio.to_thread(_run, capsys, "worker-alive", "--json")
+        assert code == 0, err
+        assert json.loads(out)["alive"] is True
+
+        # Another host's worker beats; this host's stopped 90 s ago.
+        await record_seen(redis, time.time() - 90)
+        await redis.set(HEARTBEAT_KEY, repr(time.time()))
+        code, _, err = await asyncio.to_thread(_run, capsys, "worker-alive")
+        assert code == 1 and "last beat 90 s ago (more than 60 s)" in err
+        code, _, err = await asyncio.to_thread(_run, capsys, "worker-alive", "--max-age", "120")
+        assert code == 0, err
+        code, out, err = await asyncio.to_thread(_run, capsys, "worker-alive", "--any")
+        assert code == 0 and out.startswith("alive: any worker"), err
+    finally:
+        await redis.delete(host_key())
+        await redis.aclose()
+
+    # Redis unreachable: one line, exit 1.
+    _write_servers(
+        no_env, settings.model_copy(update={"REDIS_URL": "redis://127.0.0.1:1/0"}), os.getpid()
+    )
+    code, _, err = await asyncio.to_thread(_run, capsys, "worker-alive")
+    assert code == 1 and err.startswith("error: cannot read the worker heartbeat from Redis")
+    assert err.count("\n") == 1
+
+
+def test_a_client_id_starting_with_a_dash_is_a_value() -> None:
+    # A client id is URL-safe base64: one in 64 starts with "-".
+    parser = cli.build_parser()
+    args = parser.parse_args(["groups", "list", "-Xq3", "--inactive", "--json"])
+    assert (args.client_id, args.inactive, args.json) == ("-Xq3", True, True)
+    assert parser.parse_args(["tokens", "create", "-a-b"]).client_id == "-a-b"
+    assert parser.parse_args(["apps", "secret", "-h1"]).client_id == "-h1"
+    assert parser.parse_args(["worker-alive", "--max-age", "5"]).max_age == 5

@@ -252,6 +252,42 @@ def cmd_groups_activate(args: argparse.Namespace, settings: Settings) -> None:
     _print(args, {"group_id": str(args.group_id), "is_active": True}, f"activated {args.group_id}")
 
 
+def cmd_worker_alive(args: argparse.Namespace, settings: Settings) -> None:
+    """Exit 0 when a worker of this host beat within --max-age seconds, else 1 (one line)."""
+    import socket
+    import time
+
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    from profile_groups.ops.heartbeat import last_seen
+
+    host = None if args.any else socket.gethostname()
+
+    async def run() -> float | None:
+        redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
+        try:
+            return await last_seen(redis, host)
+        finally:
+            await redis.aclose()
+
+    try:
+        seen = asyncio.run(run())
+    except (RedisError, OSError) as exc:
+        raise CliError(f"cannot read the worker heartbeat from Redis: {exc}") from None
+    which = "any worker" if host is None else f"a worker on {host}"
+    if seen is None:
+        raise CliError(f"no heartbeat of {which} in Redis")
+    age = max(time.time() - seen, 0.0)
+    if age > args.max_age:
+        raise CliError(f"{which} last beat {age:.0f} s ago (more than {args.max_age:g} s)")
+    _print(
+        args,
+        {"alive": True, "host": host, "seconds_since_beat": round(age, 1)},
+        f"alive: {which} beat {age:.0f} s ago",
+    )
+
+
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> None:
     _migrate(settings.database_url)
     print("migrations at head")
@@ -442,10 +478,15 @@ examples:
   profile-groups tokens list CLIENT_ID --json
   profile-groups groups list CLIENT_ID --inactive   # deactivated groups (hidden from the API)
   profile-groups groups activate GROUP_ID
+  profile-groups worker-alive                 # exit 0 if this host's worker beat in the last 60 s
 
 Without DATABASE_URL, the apps/tokens/groups/migrate commands use the servers of the
 `profile-groups run` serving DATA_DIR (default ./.data), read from DATA_DIR/servers.json.
 """
+
+
+# ops.heartbeat.WORKER_STALE_SECONDS, repeated so `--help` does not import the worker's modules.
+WORKER_STALE_SECONDS_DEFAULT = 60.0
 
 
 def _uuid(value: str) -> UUID:
@@ -455,8 +496,31 @@ def _uuid(value: str) -> UUID:
         raise argparse.ArgumentTypeError(f"{value!r} is not a UUID") from None
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, reading an argument that starts with "-" but is no option of the command as a
+    value: a client id is URL-safe base64 and starts with "-" one time in 64
+    (`groups list -Xq3...`). Subcommands' parsers are of this class too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)  # `--a` is never `--any`
+        super().__init__(*args, **kwargs)
+
+    def _parse_optional(self, arg_string: str) -> Any:
+        # "-X..." that is not one of this command's options (only -h is single-dash) is a value;
+        # argparse would read "-h1" as -h and "-Xq" as an unknown option.
+        name = arg_string.split("=", 1)[0]
+        if (
+            arg_string.startswith("-")
+            and not arg_string.startswith("--")
+            and len(arg_string) > 1
+            and name not in self._option_string_actions
+        ):
+            return None
+        return super()._parse_optional(arg_string)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="profile-groups",
         description=__doc__,
         epilog=EXAMPLES,
@@ -468,6 +532,22 @@ def build_parser() -> argparse.ArgumentParser:
     ).set_defaults(fn=cmd_run)
     sub.add_parser("api", help="serve the HTTP API").set_defaults(fn=cmd_api)
     sub.add_parser("worker", help="run the arq worker").set_defaults(fn=cmd_worker)
+    p = sub.add_parser(
+        "worker-alive",
+        help="liveness of this host's worker: exit 0 if it beat recently, else 1",
+        description="Exit 0 when a worker of this host (a container: this container) recorded "
+        "its heartbeat in Redis within --max-age seconds, else print one line and exit 1. "
+        "The worker's container healthcheck (docker-compose.yml).",
+    )
+    p.add_argument(
+        "--max-age",
+        type=float,
+        default=WORKER_STALE_SECONDS_DEFAULT,
+        help="seconds since the last beat still counted alive (default: %(default)g)",
+    )
+    p.add_argument("--any", action="store_true", help="any host's worker, not only this host's")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(fn=cmd_worker_alive, admin=True)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(
         fn=cmd_migrate, admin=True
     )
