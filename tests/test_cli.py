@@ -200,9 +200,22 @@ def test_two_embedded_redis_servers_side_by_side(tmp_path: Path) -> None:
         assert urls[0] != urls[1]
         for url in urls:
             assert redis.Redis.from_url(url).ping()
+        redis.Redis.from_url(urls[0]).set("kept", "1")
     finally:
         first.stop()
         second.stop()
+    # Stopped, each leaves no temporary directory (socket, config, log) behind, and its data
+    # is saved under its DATA_DIR for the next start.
+    temp_dirs = [Path(server._handles[0].redis_dir) for server in (first, second)]
+    assert not [d for d in temp_dirs if d.exists()]
+    again = EmbeddedServers()
+    try:
+        url = start_redis(tmp_path / "a", again)
+        assert redis.Redis.from_url(url).get("kept") == b"1"
+        temp_dir = Path(again._handles[0].redis_dir)
+    finally:
+        again.stop()
+    assert not temp_dir.exists()
 
 
 async def test_groups_list_finds_deactivated_groups(
