@@ -50,6 +50,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if os.environ.get(SESSION_TMP_ENV):  # a nested pytest (a subprocess) shares its parent's
         return
     session_tmp = tempfile.mkdtemp(prefix="profile-groups-tests-")
+    if os.geteuid() == 0:
+        # As root, the servers run as another user (postgres, pgserver), who must reach their
+        # directories inside it, as in /tmp itself.
+        os.chmod(session_tmp, 0o755)
     os.environ[SESSION_TMP_ENV] = session_tmp
     os.environ["TMPDIR"] = session_tmp
     # pgserver keeps a lock file in the user's runtime directory (else /tmp/runtime-UID).
