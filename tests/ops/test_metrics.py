@@ -238,3 +238,30 @@ async def test_metrics_answer_while_the_database_is_down(settings: Settings) -> 
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
             samples = await asyncio.wait_for(scrape(c), 10)
     assert value(samples, "profile_groups_metrics_collector_up", collector="domain") == 0
+
+
+async def test_recent_membership_changes_by_reason(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    rows = [
+        ("entered", "activity", 0),
+        ("entered", "activity", 10),
+        ("exited", "evaluation", 60),
+        ("entered", "manual", 3600),  # outside the 15-minute window
+    ]
+    async with engine.begin() as conn:
+        for change, reason, ago in rows:
+            await conn.execute(
+                text(
+                    "INSERT INTO membership_changes (application_id, group_id, profile_id, "
+                    "change, reason, occurred_at) VALUES (gen_random_uuid(), gen_random_uuid(), "
+                    "gen_random_uuid(), :change, :reason, now() - make_interval(secs => :ago))"
+                ),
+                {"change": change, "reason": reason, "ago": ago},
+            )
+    samples = await scrape(client)
+    name = "profile_groups_membership_changes_recent"
+    assert value(samples, name, change="entered", reason="activity") == 2
+    assert value(samples, name, change="exited", reason="evaluation") == 1
+    assert value(samples, name, change="entered", reason="manual") == 0
+    assert value(samples, name, change="exited", reason="profile_deleted") == 0

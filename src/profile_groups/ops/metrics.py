@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from profile_groups.config import Settings
 from profile_groups.db import AsyncSessionMaker, after_commit
 from profile_groups.kit.state import app_state
+from profile_groups.models.changes import CHANGES, REASONS
 from profile_groups.ops.heartbeat import last_seen
 from profile_groups.ops.repository import MetricsRepository
 from profile_groups.queue import QUEUE_NAME
@@ -164,6 +165,17 @@ class DomainCollector:
                 duration.add_metric([quantile], (ms or 0) / 1000)
             duration.add_metric(["1"], max(r.max_ms or 0 for r in durations) / 1000)
 
+        changed = _labelled(
+            "profile_groups_membership_changes_recent",
+            f"Entries and exits of the membership change log in the last {window_s} s, by "
+            "reason (manual, evaluation, activity, profile_deleted); counted up to 100,000.",
+            ["change", "reason"],
+        )
+        counts = {(c, r): n for c, r, n in await repo.recent_membership_changes(now, WINDOW)}
+        for change in CHANGES:
+            for reason in REASONS:
+                changed.add_metric([change, reason], counts.get((change, reason), 0))
+
         due = await repo.due_groups(now)
         changes = await repo.pending_changes()
         queue_jobs = await ctx.redis.zcard(QUEUE_NAME)
@@ -174,6 +186,7 @@ class DomainCollector:
             recent,
             duration,
             profiles,
+            changed,
             _gauge(
                 "profile_groups_evaluation_queue_oldest_seconds",
                 "Age of the oldest queued evaluation (0 when none is queued).",

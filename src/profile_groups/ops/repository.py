@@ -12,6 +12,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from profile_groups.models import ProfileGroup
+from profile_groups.models.changes import membership_changes
 from profile_groups.models.segmentation import DynamicGroup, GroupEvaluation, profile_changes
 
 E = GroupEvaluation
@@ -22,6 +23,8 @@ CHANGES_CAP = 10_000
 # At most this many recent evaluations are summarised per scrape.
 RECENT_CAP = 100_000
 DUE_CAP = 10_000
+# Membership changes summarised per scrape, newest first.
+MEMBERSHIP_CHANGES_CAP = 100_000
 
 
 async def current_revision(conn: AsyncConnection) -> str | None:
@@ -158,3 +161,22 @@ class MetricsRepository:
             await self.session.execute(select(func.count(), func.min(head.c.changed_at)))
         ).one()
         return PendingChanges(count, oldest)
+
+    async def recent_membership_changes(
+        self, now: datetime, window: timedelta
+    ) -> list[tuple[str, str, int]]:
+        """[(change, reason, count)] of the change log within the window: the BRIN index on
+        occurred_at reads only the recent block ranges, and at most MEMBERSHIP_CHANGES_CAP rows."""
+        mc = membership_changes.c
+        recent = (
+            select(mc.change, mc.reason)
+            .where(mc.occurred_at > now - window)
+            .limit(MEMBERSHIP_CHANGES_CAP)
+            .subquery()
+        )
+        stmt = select(recent.c.change, recent.c.reason, func.count()).group_by(
+            recent.c.change, recent.c.reason
+        )
+        return [
+            (change, reason, count) for change, reason, count in await self.session.execute(stmt)
+        ]
