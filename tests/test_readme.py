@@ -37,6 +37,16 @@ def try_it_block() -> str:
     return match.group(1)
 
 
+def test_the_quick_start_is_two_commands() -> None:
+    readme = (ROOT / "README.md").read_text()
+    first = readme.split("\n## ", 2)[1]
+    assert first.startswith("Quick start\n")
+    block = re.search(r"```sh\n(.*?)```", first, re.DOTALL)
+    assert block
+    commands = [line.split("#")[0].strip() for line in block.group(1).splitlines()]
+    assert [c for c in commands if c] == ["make run", "make test"]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
