@@ -17,6 +17,7 @@ from profile_groups.kit.logging import configure_logging
 from profile_groups.kit.middleware import RequestMiddleware
 from profile_groups.kit.openapi import DESCRIPTION, TAGS, install_openapi, operation_id
 from profile_groups.kit.state import AppState, bind
+from profile_groups.ops.metrics import install_metrics
 from profile_groups.ops.router import router as ops_router
 from profile_groups.queue import QUEUE_NAME
 from profile_groups.routes import api_router
@@ -72,6 +73,9 @@ def create_app(settings: Settings) -> FastAPI:
     install_openapi(app, RULE_TREE_SCHEMAS)
     install_error_handlers(app)
     app.add_middleware(RequestMiddleware)
+    # The scrape-time collectors of /metrics; a package adds its own as an argument here
+    # (docs/operations.md).
+    install_metrics(app)
     app.include_router(ops_router)
     app.include_router(api_router)
     return app

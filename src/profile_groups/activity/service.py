@@ -18,6 +18,7 @@ from profile_groups.kit.suggest import unknown_name
 from profile_groups.kit.timestamps import parse_timestamp
 from profile_groups.kit.validation import unknown_field
 from profile_groups.models import Application
+from profile_groups.ops.metrics import count_events
 
 FIELDS = frozenset({"id", "type", "profile_id", "custom_id", "occurred_at", "value", "properties"})
 MAX_FUTURE = timedelta(minutes=5)
@@ -214,6 +215,7 @@ async def ingest(session: AsyncSession, app: Application, items: Sequence[Any]) 
         positions.append(index)
         rows.append(row)
     if not positions:
+        count_events(session, accepted=0, duplicates=duplicates, rejected=len(rejected))
         return EventBatchResult(accepted=0, duplicates=duplicates, rejected=rejected)
 
     repo = ActivityRepository(session)
@@ -228,11 +230,9 @@ async def ingest(session: AsyncSession, app: Application, items: Sequence[Any]) 
     unknown = result.unknown_profiles
     rejected += [ItemError(index=positions[i], detail="Unknown profile.") for i in unknown]
     rejected.sort(key=lambda r: r.index)
-    return EventBatchResult(
-        accepted=result.inserted,
-        duplicates=duplicates + len(positions) - len(unknown) - result.inserted,
-        rejected=rejected,
-    )
+    duplicates += len(positions) - len(unknown) - result.inserted
+    count_events(session, accepted=result.inserted, duplicates=duplicates, rejected=len(rejected))
+    return EventBatchResult(accepted=result.inserted, duplicates=duplicates, rejected=rejected)
 
 
 async def prune_events(session: AsyncSession, retention_days: int, batch_size: int) -> int:

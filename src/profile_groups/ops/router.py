@@ -4,8 +4,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
+from profile_groups.ops.metrics import render
 from profile_groups.ops.schemas import Health, NotReady, Readiness
 from profile_groups.ops.service import readiness
 
@@ -46,5 +47,7 @@ async def readyz(request: Request) -> Response:
     response_class=Response,
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
-async def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+async def metrics(request: Request) -> Response:
+    """HTTP, ingestion and membership counters of this process, and the domain's state read from
+    PostgreSQL and Redis at each scrape (docs/operations.md)."""
+    return Response(await render(request.app), media_type=CONTENT_TYPE_LATEST)
