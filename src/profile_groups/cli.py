@@ -323,6 +323,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> None:
             f"\nProfile Groups is starting.\n"
             f"  API:       {base}/api/v1/applications/{creds['client_id']}/\n"
             f"  Docs:      {base}/docs\n"
+            f"  Console:   {base}/console/#client_id={creds['client_id']}&token={creds['token']}\n"
             f"  client_id: {creds['client_id']}\n"
             f"  token:     {creds['token']}\n"
             f"  (saved in {data_dir / 'credentials.json'})\n",
