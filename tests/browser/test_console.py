@@ -82,9 +82,7 @@ def test_a_static_group_fed_by_a_csv_of_custom_ids_shows_the_per_id_report(
     report = page.locator(".report")
     expect(report.locator(".report-successfully_added summary")).to_have_text("Added: 2")
     expect(report.locator(".report-already_added summary")).to_have_text("Already members: 0")
-    expect(report.locator(".report-invalid_ids summary")).to_have_text(
-        "Not found or malformed: 1"
-    )
+    expect(report.locator(".report-invalid_ids summary")).to_have_text("Not found or malformed: 1")
     expect(report.locator(".report-invalid_ids")).to_contain_text(f"nobody-{tag}")
     expect(page.locator("#profile-count")).to_have_text("2 members")
     members = page.locator("table.members tbody tr")
@@ -132,7 +130,9 @@ def test_a_two_bucket_rule_built_with_the_builder_previews_saves_and_evaluates(
 
     # The attribute list comes from the catalogue, grouped by category with labels.
     first = page.locator('[data-loc="children.0.children.0.attribute"]')
-    expect(first.locator('optgroup[label="Quests"] option', has_text="Quests completed")).to_have_count(1)
+    expect(
+        first.locator('optgroup[label="Quests"] option', has_text="Quests completed")
+    ).to_have_count(1)
     first.select_option(label="Quests completed")
     cond = page.locator('[data-loc="children.0.children.0.condition"]')
     # Only the conditions the catalogue allows for a number.
@@ -178,9 +178,7 @@ def test_a_two_bucket_rule_built_with_the_builder_previews_saves_and_evaluates(
     expect(page.locator("#sec-evaluations tbody")).to_contain_text("manual", timeout=30_000)
 
 
-def test_a_validation_error_is_shown_at_its_field(
-    page: Page, live: Live, console: Console
-) -> None:
+def test_a_validation_error_is_shown_at_its_field(page: Page, live: Live, console: Console) -> None:
     console.expect(400, "/profile-groups/preview/")
     console.expect(400, "/profile-groups/")
     sign_in(page, live)
