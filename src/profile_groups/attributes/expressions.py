@@ -16,7 +16,6 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
-    CTE,
     Boolean,
     ColumnElement,
     DateTime,
@@ -33,11 +32,13 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    true,
     tuple_,
     type_coerce,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.selectable import NamedFromClause
 
 from profile_groups.activity.event_types import Count, EventType, Sum, windowed
 from profile_groups.attributes.registry import PLATFORM_ATTRIBUTES, AttributeDef, resolve
@@ -237,7 +238,7 @@ class AttributeContext:
         self.as_of_param: Expr = literal(as_of, DateTime(timezone=True))
         self._platform = _platform_expressions(self.as_of_param)
         assert set(self._platform) == set(PLATFORM_ATTRIBUTES)
-        self._windows: dict[int, CTE] = {}
+        self._windows: dict[int, NamedFromClause] = {}
 
     # -- values -----------------------------------------------------------------------------------
 
@@ -276,13 +277,17 @@ class AttributeContext:
             return case((kind == "string", cast(text_value, DateTime(timezone=True))), else_=null())
         return case((kind == "string", text_value), else_=null())
 
-    def _window(self, window_days: int) -> CTE:
+    def _window(self, window_days: int) -> NamedFromClause:
         """The events of the last `window_days`, aggregated per profile (registered once per size).
 
         It aggregates the windowed attributes named for this size (all of them without
         `windows`), reading only their event types: a rule on comments does not aggregate
-        reactions. It is materialized, so however the planner misjudges a never-analyzed table,
-        the window is aggregated once and joined, never re-aggregated per profile.
+        reactions. Over all profiles it is materialized, so however the planner misjudges a
+        never-analyzed table, the window is aggregated once and joined, never re-aggregated per
+        profile. Restricted to a few profiles it is the opposite: a LATERAL aggregate of each
+        profile's own events (an index range of the events' key), since the window of the whole
+        application would read every event of the last `window_days` for a few thousand
+        profiles.
         """
         found = self._windows.get(window_days)
         if found is not None:
@@ -299,15 +304,20 @@ class AttributeContext:
             Event.occurred_at >= cutoff,
             Event.type.in_(sorted({_WINDOW_TYPES[k] for k in keys})),
         ]
+        aggregates = [_WINDOW_AGGREGATES[k]().label(k) for k in keys]
+        name = f"activity_window_{window_days}"
+        sub: NamedFromClause
         if self._profile_ids is not None:
-            where.append(Event.profile_id == any_(uuid_array(self._profile_ids)))
-        sub = (
-            select(Event.profile_id, *(_WINDOW_AGGREGATES[k]().label(k) for k in keys))
-            .where(*where)
-            .group_by(Event.profile_id)
-            .cte(f"activity_window_{window_days}")
-            .prefix_with("MATERIALIZED")
-        )
+            own = Event.profile_id == self.profile.id
+            sub = select(*aggregates).where(*where, own).lateral(name)
+        else:
+            sub = (
+                select(Event.profile_id, *aggregates)
+                .where(*where)
+                .group_by(Event.profile_id)
+                .cte(name)
+                .prefix_with("MATERIALIZED")
+            )
         self._windows[window_days] = sub
         return sub
 
@@ -322,7 +332,8 @@ class AttributeContext:
             on.append(pa.profile_id == any_(uuid_array(self._profile_ids)))
         joined: FromClause = p.__table__.outerjoin(pa.__table__, and_(*on))
         for sub in self._windows.values():
-            joined = joined.outerjoin(sub, sub.c.profile_id == p.id)
+            on_ = true() if self._profile_ids is not None else sub.c.profile_id == p.id
+            joined = joined.outerjoin(sub, on_)
         return joined
 
     def where(self) -> Expr:

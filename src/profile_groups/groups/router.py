@@ -7,8 +7,9 @@ from uuid import UUID
 from fastapi import Query, Response, status
 
 from profile_groups.applications.auth import AppDep, ReaderDep
-from profile_groups.groups import evaluation, service
+from profile_groups.groups import evaluation, explain, service
 from profile_groups.groups.schemas import (
+    DynamicExplanation,
     Evaluation,
     Member,
     MembersAdded,
@@ -17,8 +18,9 @@ from profile_groups.groups.schemas import (
     ProfileGroupCreate,
     ProfileGroupMembership,
     ProfileGroupUpdate,
+    StaticExplanation,
 )
-from profile_groups.kit.errors import Conflict, NotFound, Unavailable, responses
+from profile_groups.kit.errors import Conflict, NotFound, PermissionDenied, Unavailable, responses
 from profile_groups.kit.pagination import Page, PageDep, render
 from profile_groups.kit.routing import api_router
 from profile_groups.kit.state import ArqDep, SessionDep, SettingsDep
@@ -263,3 +265,39 @@ async def profile_groups_by_custom_id(
 ) -> Response:
     paged = await service.profile_groups(session, principal, page, custom_id=custom_id)
     return render(ProfileGroupMembership, paged)
+
+
+# Explain ----------------------------------------------------------------------------------
+
+# 403: a profile token asking about another profile; 409: stored rules that no longer validate.
+_EXPLAIN_RESPONSES = responses(NotFound, PermissionDenied, Conflict)
+
+
+@router.get(
+    "/profile-groups/{group_id}/explain/{profile_id}/",
+    response_model=DynamicExplanation | StaticExplanation,
+    responses=_EXPLAIN_RESPONSES,
+    summary="Explain why a profile is or is not in a group",
+)
+async def explain_membership(
+    group_id: UUID, profile_id: str, principal: ReaderDep, session: SessionDep
+) -> DynamicExplanation | StaticExplanation:
+    """For a dynamic group, its current rule tree evaluated for the profile now, by the same
+    compiled SQL as evaluations: every node's `result` and every leaf's `actual` value (null when
+    the profile has none), `matches` (the whole tree) and `member` (the stored membership, which
+    follows `matches` at the next update). For a static group, `member` and
+    `membership_created_at`. A profile token may ask about its own profile only."""
+    return await explain.explain_membership(session, principal, group_id, profile_id=profile_id)
+
+
+@router.get(
+    "/profile-groups/{group_id}/explain/profile-by-custom-id/{custom_id}/",
+    response_model=DynamicExplanation | StaticExplanation,
+    responses=_EXPLAIN_RESPONSES,
+    summary="Explain why a profile is or is not in a group, by the profile's custom id",
+)
+async def explain_membership_by_custom_id(
+    group_id: UUID, custom_id: str, principal: ReaderDep, session: SessionDep
+) -> DynamicExplanation | StaticExplanation:
+    """As `explain_membership`, naming the profile by its custom id."""
+    return await explain.explain_membership(session, principal, group_id, custom_id=custom_id)

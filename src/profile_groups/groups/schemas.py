@@ -14,6 +14,7 @@ from pydantic import (
 )
 
 from profile_groups.kit.schemas import InputSchema, Schema, Timestamp, refuse_nulls
+from profile_groups.segmentation.schemas import ExplainedNode
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 Description = Annotated[str, StringConstraints(max_length=2000)]
@@ -281,3 +282,58 @@ class ProfileGroupMembership(Schema):
     custom_id: str | None
     membership_type: MembershipType
     membership_created_at: Timestamp
+
+
+# Explanations (docs/segmentation.md, "Explain") ---------------------------------------------
+
+
+class DynamicExplanation(Schema):
+    """Why a profile is or is not in a dynamic group: its current rule tree evaluated for the
+    profile now by the evaluation's own SQL, every node with its result."""
+
+    model_config = Schema.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "as_of": "2025-04-28T12:20:00.000000Z",
+                    "member": True,
+                    "matches": True,
+                    "tree": {
+                        "operator": "AND",
+                        "result": True,
+                        "children": [
+                            {
+                                "attribute": "total_comments_posted",
+                                "condition": "greater_than",
+                                "value": 10,
+                                "window_days": 7,
+                                "actual": 12,
+                                "result": True,
+                            }
+                        ],
+                    },
+                }
+            ]
+        }
+    }
+
+    as_of: Timestamp
+    member: bool = Field(description="Whether the profile is in the group's stored membership.")
+    matches: bool = Field(
+        description="Whether the rule tree holds for the profile at `as_of`; membership follows "
+        "at the next update."
+    )
+    tree: ExplainedNode
+
+
+class StaticExplanation(Schema):
+    """A static group's members are managed through the API: whether the profile is one."""
+
+    model_config = Schema.model_config | {
+        "json_schema_extra": {
+            "examples": [{"member": True, "membership_created_at": "2025-04-28T12:26:43.767378Z"}]
+        }
+    }
+
+    member: bool
+    membership_created_at: Timestamp | None

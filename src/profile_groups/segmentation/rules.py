@@ -7,7 +7,6 @@ problem is reported once, at its full path inside the tree, in words that name w
 """
 
 import difflib
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -22,6 +21,7 @@ from profile_groups.attributes.registry import (
     Condition,
     resolve,
 )
+from profile_groups.kit.numbers import is_finite_number
 from profile_groups.kit.timestamps import parse_timestamp
 
 Operator = Literal["AND", "OR"]
@@ -334,9 +334,15 @@ class _Walker:
 
     def _scalar(self, raw: Any, where: Loc, dtype: str, what: str) -> tuple[Any, bool]:
         if dtype == "number":
-            if _is_number(raw):
+            # Finite as a double, as every number the API takes (docs/api.md): 10^400 written
+            # out as digits is no more a number here than NaN is.
+            if is_finite_number(raw):
                 return _decimal(raw), True
-            return self._bad(where, f"Expected a number {what}.", "number_type")
+            return self._bad(
+                where,
+                f"Expected a number {what} (finite: within the range of a double).",
+                "number_type",
+            )
         if dtype == "string":
             # PostgreSQL text cannot hold NUL, so such a value could never match anything stored.
             if isinstance(raw, str) and len(raw) <= MAX_STRING_LENGTH and "\x00" not in raw:
@@ -366,14 +372,6 @@ class _Walker:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, int):
-        return True
-    return isinstance(value, float) and math.isfinite(value)
 
 
 def _decimal(value: int | float) -> Decimal:

@@ -112,3 +112,48 @@ class Preview(Schema):
     count: int
     sample: list[PreviewProfile]
     as_of: Timestamp
+
+
+# Explanations: a tree annotated for one profile -------------------------------------------------
+
+
+class ExplainedLeaf(Schema):
+    """A leaf as given, with the profile's value and the leaf's result."""
+
+    attribute: str = Field(description="The attribute key, as given in the rule tree.")
+    condition: str
+    value: Any = Field(description="The condition's value, as given in the rule tree.")
+    # Left out rather than null when absent, as in the rule tree (and kept in the schema, which a
+    # model_serializer would hide from OpenAPI).
+    window_days: int | None = Field(
+        default=None,
+        exclude_if=lambda days: days is None,
+        description="The leaf's rolling window; left out when the leaf has none.",
+    )
+    actual: Any = Field(
+        description=(
+            "The profile's value as the condition reads it (over the leaf's window, if any); "
+            "null when it has none (an empty string is no value)."
+        )
+    )
+    result: bool = Field(description="Whether the leaf holds for the profile now.")
+
+
+class ExplainedGroup(Schema):
+    """An inner node with its result: AND holds when every child does, OR when any does."""
+
+    operator: Literal["AND", "OR"]
+    result: bool
+    children: list[Union["ExplainedGroup", ExplainedLeaf]]
+
+
+ExplainedGroup.model_rebuild()
+ExplainedNode = ExplainedGroup | ExplainedLeaf
+
+
+class TreeExplanation(Schema):
+    """A rule tree evaluated for one profile at `as_of` by the evaluation's own SQL."""
+
+    as_of: Timestamp
+    matches: bool
+    tree: ExplainedNode
