@@ -14,7 +14,7 @@ from tests.browser.conftest import Console, Live
 ROOT = Path(__file__).resolve().parents[2]
 # Endpoints of the contract other parts of the service may not offer yet: the console says so
 # (a 404), which Chromium logs; a flow that opens a group's screen expects those lines.
-NOT_YET = ("/size-history/", "/changes/", "/explain/", "/webhooks/")
+NOT_YET = ("/size-history/", "/changes/", "/webhooks/")
 
 
 def expect_not_yet(console: Console) -> None:
@@ -176,6 +176,24 @@ def test_a_two_bucket_rule_built_with_the_builder_previews_saves_and_evaluates(
     # "Evaluate now" queues a manual evaluation that shows in the history.
     page.get_by_role("button", name="Evaluate now").click()
     expect(page.locator("#sec-evaluations tbody")).to_contain_text("manual", timeout=30_000)
+
+    # Why is the member in it: every node holds, each leaf with the profile's value.
+    group_url = page.url
+    page.locator("table.members").get_by_role("link", name="Why?").click()
+    expect(page.locator("#verdict")).to_have_text("quester is a member.")
+    tree = page.locator(".explain-tree")
+    expect(tree.locator(".leaf-explained.yes")).to_have_count(2)
+    expect(tree.locator(".leaf-explained").first).to_contain_text("Quests completed is at least 5")
+    expect(tree.locator(".leaf-explained").first).to_contain_text("this profile: 6")
+
+    # ...and why another profile is not: its comment is recent, so bucket 2 does not hold.
+    page.goto(group_url)
+    page.get_by_label("Profile", exact=True).fill(f"talker-{tag}")
+    page.get_by_role("button", name="Explain").click()
+    expect(page.locator("#verdict")).to_have_text("talker is not a member.")
+    expect(tree.locator(".leaf-explained.no")).to_have_count(1)
+    expect(tree.locator(".leaf-explained.no")).to_contain_text("Last comment at")
+    expect(tree.locator(".node.no")).to_have_count(2)  # the root and bucket 2
 
 
 def test_a_validation_error_is_shown_at_its_field(page: Page, live: Live, console: Console) -> None:

@@ -416,11 +416,16 @@ function renderNode(node) {
   }
   const label = explainLabels.get(node.attribute) || node.attribute;
   return h("p", { class: `leaf-explained ${node.result ? "yes" : "no"}` }, mark(node.result), " ",
-    h("strong", {}, label), ` ${conditionText(node.condition)} ${fmtValue(node.value)}`,
+    h("strong", {}, label), ` ${conditionWithValue(node.condition, node.value)}`,
     node.window_days ? ` (in the last ${node.window_days} days)` : "",
     h("span", { class: "actual" }, ` — this profile: ${fmtValue(node.actual)}`));
 }
 let explainLabels = new Map();
+
+function conditionWithValue(condition, value) {
+  const text = conditionText(condition);
+  return text.includes("…") ? text.replace("…", fmtValue(value)) : `${text} ${fmtValue(value)}`;
+}
 
 export async function explainScreen(main, gid, pid) {
   const [g, p, catalogue] = await Promise.all([get(`/profile-groups/${gid}/`), get(`/profiles/${pid}/`), loadCatalogue()]);
