@@ -52,8 +52,13 @@ def test_the_sign_in_form_refuses_a_bad_token_and_accepts_a_good_one(
     page.get_by_label("Producer token").fill("pgt_wrong")
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("alert")).to_contain_text("token")
-    page.get_by_label("Producer token").fill(live.token)
-    page.get_by_role("button", name="Sign in").click()
+    # With the keyboard alone: the form starts focused, Tab moves, Enter submits.
+    page.reload()
+    expect(page.get_by_label("Client id")).to_be_focused()
+    page.keyboard.type(live.client_id)
+    page.keyboard.press("Tab")
+    page.keyboard.type(live.token)
+    page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="Groups")).to_be_visible()
 
 
@@ -185,6 +190,17 @@ def test_a_two_bucket_rule_built_with_the_builder_previews_saves_and_evaluates(
     expect(tree.locator(".leaf-explained.yes")).to_have_count(2)
     expect(tree.locator(".leaf-explained").first).to_contain_text("Quests completed is at least 5")
     expect(tree.locator(".leaf-explained").first).to_contain_text("this profile: 6")
+
+    # The member's own screen: its groups and its attribute values, labelled by the catalogue.
+    page.get_by_role("link", name="profile quester").click()
+    expect(page.get_by_role("heading", name="quester", exact=True)).to_be_visible()
+    expect(page.locator("section", has_text="Groups").locator("tbody")).to_contain_text(
+        f"Quiet questers {tag}"
+    )
+    page.get_by_text("Quests", exact=True).click()  # the category's disclosure
+    values = page.locator(".values dl")
+    expect(values.locator("dt", has_text="Quests completed")).to_be_visible()
+    expect(page.locator('.values dt[title="total_quests_completed"] + dd')).to_have_text("6")
 
     # ...and why another profile is not: its comment is recent, so bucket 2 does not hold.
     page.goto(group_url)
