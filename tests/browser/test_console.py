@@ -245,3 +245,27 @@ def test_the_console_fits_a_phone(page: Page, live: Live, console: Console) -> N
     expect(page.locator(".preview")).to_be_visible()
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 375, width
+
+
+def test_the_profiles_and_webhooks_screens_open_without_errors(
+    page: Page, live: Live, console: Console
+) -> None:
+    expect_not_yet(console)
+    tag = uuid.uuid4().hex[:6]
+    with live.http() as http:
+        r = http.post("/profiles/", json={"custom_id": f"dora-{tag}", "nickname": "Dora"})
+        assert r.status_code == 201, r.text
+    sign_in(page, live)
+    page.get_by_role("link", name="Profiles").click()
+    page.get_by_label("Find a profile").fill(f"dora-{tag}")
+    page.get_by_role("button", name="Open").click()
+    expect(page.get_by_role("heading", name="Dora")).to_be_visible()
+    expect(page.locator("section", has_text="Groups")).to_contain_text(
+        "This profile is in no group."
+    )
+    page.get_by_role("link", name="Webhooks").click()
+    expect(page.get_by_role("heading", name="Webhooks")).to_be_visible()
+    # Either the subscriptions (an empty list) or the plain notice that the service has none yet.
+    expect(page.locator("main")).to_contain_text(
+        re.compile(r"No webhook yet|does not offer webhooks")
+    )
