@@ -269,3 +269,62 @@ def test_the_profiles_and_webhooks_screens_open_without_errors(
     expect(page.locator("main")).to_contain_text(
         re.compile(r"No webhook yet|does not offer webhooks")
     )
+
+
+def test_details_are_edited_and_groups_deactivated_and_deleted_after_confirmation(
+    page: Page, live: Live, console: Console
+) -> None:
+    expect_not_yet(console)
+    console.expect(400, "/profile-groups/")
+    tag = uuid.uuid4().hex[:6]
+    ids = {}
+    with live.http() as http:
+        for n in ("keep", "hide", "drop"):
+            r = http.post("/profile-groups/", json={"name": f"{n} {tag}"})
+            ids[n] = r.json()["id"]
+    sign_in(page, live)
+    page.get_by_label("Name").fill(tag)
+    rows = page.locator("table.groups tbody tr")
+    expect(rows).to_have_count(3)
+
+    # Details: attributes with a repeated key are refused at the attributes, then saved.
+    page.get_by_role("link", name=f"keep {tag}").click()
+    details = page.locator("#sec-details")
+    details.get_by_role("button", name="+ Attribute").click()
+    details.get_by_label("Attribute 1 key").fill("team")
+    details.get_by_label("Attribute 1 value").fill("red")
+    details.get_by_role("button", name="+ Attribute").click()
+    details.get_by_label("Attribute 2 key").fill("team")
+    details.get_by_label("Attribute 2 value").fill("blue")
+    details.get_by_role("button", name="Save details").click()
+    expect(details.locator('fieldset[data-loc="attributes"] > .field-error')).to_contain_text(
+        "unique"
+    )
+    details.get_by_role("button", name="Remove attribute 2").click()
+    details.get_by_role("button", name="Save details").click()
+    expect(page.get_by_role("status")).to_contain_text("Details saved.")
+    with live.http() as http:
+        assert http.get(f"/profile-groups/{ids['keep']}/").json()["attributes"] == [
+            {"key": "team", "value": "red"}
+        ]
+
+    # Deactivate: Esc cancels the confirmation, the button confirms.
+    page.goto(f"{live.base_url}/console/#/groups/{ids['hide']}")
+    page.get_by_role("button", name="Deactivate", exact=True).click()
+    expect(page.get_by_role("dialog")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog")).to_be_hidden()
+    page.get_by_role("button", name="Deactivate", exact=True).click()
+    page.get_by_role("dialog").get_by_role("button", name="Deactivate").click()
+    expect(page.get_by_role("heading", name="Groups")).to_be_visible()
+
+    page.goto(f"{live.base_url}/console/#/groups/{ids['drop']}")
+    page.get_by_role("button", name="Delete", exact=True).click()
+    page.get_by_role("dialog").get_by_role("button", name="Delete").click()
+    expect(page.get_by_role("heading", name="Groups")).to_be_visible()
+    page.get_by_label("Name").fill(tag)
+    expect(rows).to_have_count(1)
+    expect(rows).to_contain_text(f"keep {tag}")
+    with live.http() as http:
+        assert http.get(f"/profile-groups/{ids['hide']}/").status_code == 404
+        assert http.get(f"/profile-groups/{ids['drop']}/").status_code == 404

@@ -49,12 +49,17 @@ export function field(labelText, control, { hint, errorKey } = {}) {
 }
 
 export function showFieldError(control, message) {
-  const err = document.getElementById(`${control.id}-err`);
-  control.setAttribute("aria-invalid", "true");
-  if (err) {
-    err.textContent = message;
-    err.hidden = false;
+  if (!control.id) control.id = nextId("c");
+  let err = document.getElementById(`${control.id}-err`);
+  if (!err) {
+    // A control made without field() (a fieldset, a row): its message goes at its end.
+    err = h("p", { class: "field-error", id: `${control.id}-err` });
+    control.append(err);
+    control.setAttribute("aria-describedby", err.id);
   }
+  control.setAttribute("aria-invalid", "true");
+  err.textContent = message;
+  err.hidden = false;
 }
 
 export function clearFieldErrors(root) {
