@@ -59,7 +59,9 @@ class Live:
         )
 
 
-@pytest.fixture(scope="session")
+# Package scope: its worker consumes the test Redis's queue, so it must be gone before the
+# other packages' tests run their own workers on that queue.
+@pytest.fixture(scope="package")
 def live(servers: tuple[str, str]) -> Iterator[Live]:
     server_url, redis_url = servers
     name = f"profile_groups_browser_{secrets.token_hex(4)}"
