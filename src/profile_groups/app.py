@@ -16,11 +16,12 @@ from profile_groups.kit.cursor import CursorCodec
 from profile_groups.kit.errors import install_error_handlers
 from profile_groups.kit.logging import configure_logging
 from profile_groups.kit.middleware import RequestMiddleware
-from profile_groups.kit.openapi import DESCRIPTION, install_openapi, operation_id
+from profile_groups.kit.openapi import DESCRIPTION, TAGS, install_openapi, operation_id
 from profile_groups.kit.state import AppState, bind
 from profile_groups.ops.router import router as ops_router
 from profile_groups.queue import QUEUE_NAME
 from profile_groups.routes import api_router
+from profile_groups.segmentation.schemas import RULE_TREE_SCHEMAS
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -63,12 +64,13 @@ def create_app(settings: Settings) -> FastAPI:
         title="Profile Groups",
         version="1.0.0",
         description=DESCRIPTION,
+        openapi_tags=TAGS,
         lifespan=lifespan,
         redirect_slashes=False,
         generate_unique_id_function=operation_id,
         swagger_ui_parameters={"persistAuthorization": True},
     )
-    install_openapi(app)
+    install_openapi(app, RULE_TREE_SCHEMAS)
     install_error_handlers(app)
     app.add_middleware(RequestMiddleware)
     app.include_router(ops_router)

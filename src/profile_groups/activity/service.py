@@ -14,7 +14,9 @@ from profile_groups.activity.schemas import EventBatchResult
 from profile_groups.kit.numbers import is_bigint, is_finite_number
 from profile_groups.kit.retry import retry_on_race
 from profile_groups.kit.schemas import ItemError
+from profile_groups.kit.suggest import unknown_name
 from profile_groups.kit.timestamps import parse_timestamp
+from profile_groups.kit.validation import unknown_field
 from profile_groups.models import Application
 
 FIELDS = frozenset({"id", "type", "profile_id", "custom_id", "occurred_at", "value", "properties"})
@@ -151,13 +153,19 @@ def parse_event(item: Any, now: datetime) -> EventRow:
     if not isinstance(item, dict):
         raise Rejected("Event must be a JSON object.")
     if not FIELDS.issuperset(item):
-        raise Rejected(f"Unknown field '{sorted(set(item) - FIELDS)[0]}'.")
+        raise Rejected(unknown_field(sorted(set(item) - FIELDS)[0], sorted(FIELDS)))
     type_ = item.get("type")
     if type_ is None:
         raise Rejected("'type' is required.")
     spec = EVENT_TYPES.get(type_) if isinstance(type_, str) else None
     if spec is None:
-        raise Rejected(f"Unknown event type {type_!r}.")
+        if not isinstance(type_, str):
+            raise Rejected(f"Unknown event type {type_!r}; 'type' is a string.")
+        raise Rejected(
+            unknown_name(
+                "event type", type_, EVENT_TYPES, "the `type` enum of `Event` in /openapi.json"
+            )
+        )
     raw_profile_id = item.get("profile_id")
     custom_id = _string(item, "custom_id")
     if (raw_profile_id is None) == (custom_id is None):
