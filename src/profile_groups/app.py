@@ -10,6 +10,7 @@ from fastapi_offline import FastAPIOffline
 from redis.asyncio import ConnectionPool
 
 from profile_groups.config import Settings, get_settings
+from profile_groups.console import install_console
 from profile_groups.db import create_engine, create_sessionmaker
 from profile_groups.kit.cursor import CursorCodec
 from profile_groups.kit.errors import install_error_handlers
@@ -78,6 +79,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_metrics(app)
     app.include_router(ops_router)
     app.include_router(api_router)
+    install_console(app)
     return app
 
 

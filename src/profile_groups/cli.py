@@ -434,6 +434,7 @@ def _banner(base: str, creds: dict[str, str], data_dir: Path, exports: list[str]
         "Profile Groups is starting.",
         f"  API:       {base}/api/v1/applications/{creds['client_id']}/",
         f"  Docs:      {base}/docs",
+        f"  Console:   {base}/console/#client_id={creds['client_id']}&token={creds['token']}",
         f"  client_id: {creds['client_id']}",
         f"  token:     {creds['token']}",
         f"  (saved in {data_dir / 'credentials.json'})",
