@@ -44,6 +44,8 @@ STABLE_OPERATION_IDS = {
     "list_group_evaluations",
     "list_groups_of_profile",
     "list_groups_of_profile_by_custom_id",
+    "explain_membership",
+    "explain_membership_by_custom_id",
     "ingest_events",
     "list_attributes",
     "get_attribute",

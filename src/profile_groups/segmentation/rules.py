@@ -6,7 +6,6 @@ problem is reported once, at its full path inside the tree, in words that name w
 (the attribute's conditions, the expected value type, the key that was probably meant).
 """
 
-import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -22,6 +21,7 @@ from profile_groups.attributes.registry import (
     resolve,
 )
 from profile_groups.kit.numbers import is_finite_number
+from profile_groups.kit.suggest import closest
 from profile_groups.kit.timestamps import parse_timestamp
 
 Operator = Literal["AND", "OR"]
@@ -126,8 +126,7 @@ class _Walker:
 
     @staticmethod
     def _suggest(word: str, options: Iterable[str]) -> str | None:
-        matches = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-        return matches[0] if matches else None
+        return closest(word, options)
 
     def _resembles(self, raw: dict[str, Any], keys: Sequence[str]) -> int:
         return sum(1 for k in raw if self._suggest(str(k), keys))
@@ -152,7 +151,7 @@ class _Walker:
         if key in raw:
             return False
         if key not in meant:
-            self.error((*loc, key), "Field required.", "missing")
+            self.error((*loc, key), "This field is required.", "missing")
         return True
 
     def group(self, raw: dict[str, Any], loc: Loc, depth: int) -> Group | None:
