@@ -23,6 +23,7 @@ from profile_groups.ops.router import router as ops_router
 from profile_groups.queue import QUEUE_NAME
 from profile_groups.routes import api_router
 from profile_groups.segmentation.schemas import RULE_TREE_SCHEMAS
+from profile_groups.webhooks.metrics import WebhookCollector
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -76,7 +77,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(RequestMiddleware)
     # The scrape-time collectors of /metrics; a package adds its own as an argument here
     # (docs/operations.md).
-    install_metrics(app)
+    install_metrics(app, WebhookCollector())
     app.include_router(ops_router)
     app.include_router(api_router)
     install_console(app)

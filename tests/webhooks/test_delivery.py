@@ -483,3 +483,23 @@ async def test_attempts_in_flight_are_bounded_per_webhook(
     got = _changes_by_group(receiver)
     for g in groups:
         assert _essentials(got[g]) == await recorded_changes(sessionmaker, g)
+
+
+async def test_metrics_export_deliveries_and_their_lag(
+    papi: Api, receiver: Receiver, private_app: Any
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    hook = await _subscribe(papi, receiver)
+    await papi.post(f"/webhooks/{hook['id']}/test/")
+    r = await papi.client.get("/metrics")
+    assert r.status_code == 200
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(r.text)
+        for s in family.samples
+    }
+    assert samples[("profile_groups_metrics_collector_up", (("collector", "webhooks"),))] == 1
+    assert samples[("profile_groups_webhook_deliveries", (("status", "pending"),))] == 1
+    assert samples[("profile_groups_webhook_deliveries", (("status", "failed"),))] == 0
+    assert 0 <= samples[("profile_groups_webhook_oldest_pending_seconds", ())] < 60
