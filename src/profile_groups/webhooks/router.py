@@ -1,9 +1,10 @@
 """Every /webhooks/** endpoint (docs/webhooks.md). Handlers are thin: parse, call the service,
 shape."""
 
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import Response, status
+from fastapi import Path, Response, status
 
 from profile_groups.applications.auth import AppDep
 from profile_groups.kit.errors import Conflict, NotFound, responses
@@ -21,6 +22,9 @@ from profile_groups.webhooks.schemas import (
 )
 
 router = api_router("webhooks")
+
+WebhookId = Annotated[UUID, Path(description="The webhook's id.")]
+DeliveryId = Annotated[UUID, Path(description="The delivery's id (its webhook-id header).")]
 
 
 @router.post(
@@ -50,7 +54,7 @@ async def list_webhooks(app: AppDep, session: SessionDep, page: PageDep) -> Resp
     responses=responses(NotFound),
     summary="Get a webhook",
 )
-async def get_webhook(webhook_id: UUID, app: AppDep, session: SessionDep) -> Webhook:
+async def get_webhook(webhook_id: WebhookId, app: AppDep, session: SessionDep) -> Webhook:
     return service.view(await service.get(session, app, webhook_id))
 
 
@@ -61,7 +65,7 @@ async def get_webhook(webhook_id: UUID, app: AppDep, session: SessionDep) -> Web
     summary="Update a webhook",
 )
 async def update_webhook(
-    webhook_id: UUID,
+    webhook_id: WebhookId,
     data: WebhookUpdate,
     app: AppDep,
     session: SessionDep,
@@ -79,7 +83,7 @@ async def update_webhook(
     responses=responses(NotFound),
     summary="Delete a webhook",
 )
-async def delete_webhook(webhook_id: UUID, app: AppDep, session: SessionDep) -> Response:
+async def delete_webhook(webhook_id: WebhookId, app: AppDep, session: SessionDep) -> Response:
     """Deletes the webhook with its delivery log; pending deliveries are dropped."""
     await service.delete(session, app, webhook_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -92,7 +96,7 @@ async def delete_webhook(webhook_id: UUID, app: AppDep, session: SessionDep) -> 
     summary="Rotate a webhook's secret",
 )
 async def rotate_webhook_secret(
-    webhook_id: UUID, app: AppDep, session: SessionDep
+    webhook_id: WebhookId, app: AppDep, session: SessionDep
 ) -> WebhookSecret:
     """A new signing secret, shown only here. For 24 hours deliveries carry a signature with the
     previous secret too, so receivers can switch without rejecting anything."""
@@ -106,7 +110,7 @@ async def rotate_webhook_secret(
     responses=responses(NotFound, Conflict),
     summary="Send a test event",
 )
-async def test_webhook(webhook_id: UUID, app: AppDep, session: SessionDep) -> Delivery:
+async def test_webhook(webhook_id: WebhookId, app: AppDep, session: SessionDep) -> Delivery:
     """Queue a `webhook.test` delivery (signed like any other); 409 while the webhook is
     inactive."""
     return Delivery.model_validate(await service.send_test(session, app, webhook_id))
@@ -119,7 +123,7 @@ async def test_webhook(webhook_id: UUID, app: AppDep, session: SessionDep) -> De
     summary="List a webhook's deliveries",
 )
 async def list_webhook_deliveries(
-    webhook_id: UUID, app: AppDep, session: SessionDep, page: PageDep
+    webhook_id: WebhookId, app: AppDep, session: SessionDep, page: PageDep
 ) -> Response:
     """The delivery log, newest first."""
     return render(Delivery, await service.list_deliveries(session, app, webhook_id, page))
@@ -133,7 +137,7 @@ async def list_webhook_deliveries(
     summary="Retry a delivery",
 )
 async def retry_webhook_delivery(
-    webhook_id: UUID, delivery_id: UUID, app: AppDep, session: SessionDep
+    webhook_id: WebhookId, delivery_id: DeliveryId, app: AppDep, session: SessionDep
 ) -> Delivery:
     """Send a delivery again (any status), with the same `webhook-id` and body and a fresh day
     of retries. It keeps its place in its group's order."""

@@ -28,6 +28,15 @@ EXAMPLE: dict[str, Any] = {
     "updated_at": "2025-04-28T12:16:49.670053Z",
 }
 SECRET_EXAMPLE = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+URL_DOC = "The http(s) URL deliveries are POSTed to; it must resolve to public addresses."
+EVENTS_DOC = (
+    "The event types it receives: group.members_changed, group.evaluation_failed, group.deleted."
+)
+GROUP_IDS_DOC = "Only these groups' events; null for every group of the application."
+DESCRIPTION_DOC = "Up to 2000 characters, for people."
+IS_ACTIVE_DOC = (
+    "Whether deliveries go out; false also when the service disabled it (see disabled_reason)."
+)
 
 
 class WebhookCreate(InputSchema):
@@ -44,10 +53,10 @@ class WebhookCreate(InputSchema):
         }
     }
 
-    url: Url
-    events: Events
-    group_ids: GroupIds | None = None
-    description: Description = ""
+    url: Url = Field(description=URL_DOC)
+    events: Events = Field(description=EVENTS_DOC)
+    group_ids: GroupIds | None = Field(default=None, description=GROUP_IDS_DOC)
+    description: Description = Field(default="", description=DESCRIPTION_DOC)
 
 
 class WebhookUpdate(InputSchema):
@@ -55,11 +64,11 @@ class WebhookUpdate(InputSchema):
         "json_schema_extra": {"examples": [{"is_active": True}, {"group_ids": None}]}
     }
 
-    url: Url | None = None
-    events: Events | None = None
-    group_ids: GroupIds | None = None
-    description: Description | None = None
-    is_active: bool | None = None
+    url: Url | None = Field(default=None, description=URL_DOC)
+    events: Events | None = Field(default=None, description=EVENTS_DOC)
+    group_ids: GroupIds | None = Field(default=None, description=GROUP_IDS_DOC)
+    description: Description | None = Field(default=None, description=DESCRIPTION_DOC)
+    is_active: bool | None = Field(default=None, description=IS_ACTIVE_DOC)
 
     @model_validator(mode="after")
     def _no_nulls(self) -> Self:
@@ -71,17 +80,17 @@ class WebhookUpdate(InputSchema):
 class Webhook(Schema):
     model_config = Schema.model_config | {"json_schema_extra": {"examples": [EXAMPLE]}}
 
-    id: UUID
-    url: str
-    events: list[str]
-    group_ids: list[UUID] | None
-    description: str
-    is_active: bool
+    id: UUID = Field(description="The webhook's id.")
+    url: str = Field(description=URL_DOC)
+    events: list[str] = Field(description=EVENTS_DOC)
+    group_ids: list[UUID] | None = Field(description=GROUP_IDS_DOC)
+    description: str = Field(description=DESCRIPTION_DOC)
+    is_active: bool = Field(description=IS_ACTIVE_DOC)
     disabled_reason: str | None = Field(
         description="Why the service disabled it (a day of failed deliveries); null otherwise."
     )
-    created_at: Timestamp
-    updated_at: Timestamp
+    created_at: Timestamp = Field(description="When the webhook was created.")
+    updated_at: Timestamp = Field(description="When it last changed.")
 
 
 class WebhookWithSecret(Webhook):
@@ -121,10 +130,18 @@ class Delivery(Schema):
     }
 
     id: UUID = Field(description="Also the `webhook-id` header of every attempt.")
-    type: str
-    status: Literal["pending", "succeeded", "failed"]
-    attempts: int
-    last_status_code: int | None
-    last_error: str | None
-    next_attempt_at: Timestamp | None
-    created_at: Timestamp
+    type: str = Field(description="The event type: group.members_changed, … or webhook.test.")
+    status: Literal["pending", "succeeded", "failed"] = Field(
+        description="pending until a 2xx answer (succeeded) or a day of failures (failed)."
+    )
+    attempts: int = Field(description="Attempts made so far.")
+    last_status_code: int | None = Field(
+        description="The HTTP status of the last attempt; null if none answered."
+    )
+    last_error: str | None = Field(
+        description="Why the last attempt failed (the start of the answer, a timeout, …)."
+    )
+    next_attempt_at: Timestamp | None = Field(
+        description="When it is attempted next; null once finished."
+    )
+    created_at: Timestamp = Field(description="When the event was produced.")
