@@ -12,7 +12,7 @@ the same run measures: the latency of the event request itself. Usage:
     DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1/postgres \
     REDIS_URL=redis://127.0.0.1:6379/13 \
     python benchmarks/freshness.py [--profiles 1000000] [--seconds 60] [--rate 5000]
-                                   [--keep | --reuse DBNAME]
+                                   [--keep | --reuse DBNAME [--keep-groups]]
 """
 
 import argparse
@@ -31,6 +31,7 @@ from pathlib import Path
 
 import httpx
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -64,21 +65,47 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def main(n: int, seconds: int, rate: int, keep: bool, reuse: str | None) -> None:
+async def kept_groups(engine: AsyncEngine, count: int) -> tuple[uuid.UUID, uuid.UUID] | None:
+    """(application, probe group) of an earlier run's groups, if it left all of them."""
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT g.application_id, g.id, g.name FROM profile_groups g "
+                    "JOIN applications a ON a.id = g.application_id AND a.name = 'bench'"
+                )
+            )
+        ).all()
+    probe = [r for r in rows if r.name == f"g{count - 1}"]
+    return (probe[0].application_id, probe[0].id) if len(rows) == count and probe else None
+
+
+async def main(
+    n: int, seconds: int, rate: int, keep: bool, reuse: str | None, keep_groups: bool
+) -> None:
     async with scratch_database("pg_bench_fresh", keep=keep, reuse=reuse) as url:
         settings = Settings(DATABASE_URL=url_text(url), STATEMENT_TIMEOUT_MS=600_000)
         engine = create_engine(settings)
         sessionmaker = create_sessionmaker(engine)
-        app_id = await application(engine, n, reuse is not None)
         trees = [tree for tree, _ in population.rules()] + [PROBE_RULE]
-        groups = await make_groups(sessionmaker, app_id, trees)
-        probe_group = str(groups[-1].id)
-        async with engine.begin() as conn:  # what the full cycle below makes current anyway
-            await conn.execute(text("TRUNCATE profile_changes"))
-        t0 = time.perf_counter()
-        _, added, failed = await service_cycle(sessionmaker, groups)
-        print(f"{len(groups)} groups evaluated in {time.perf_counter() - t0:.1f} s "
-              f"({added:,} memberships, {len(failed)} failed)")  # fmt: skip
+        kept = await kept_groups(engine, len(trees)) if keep_groups else None
+        if kept is not None:
+            # The groups of an earlier run, evaluated then; what it left queued is stale.
+            app_id, probe_id = kept
+            probe_group = str(probe_id)
+            async with engine.begin() as conn:
+                await conn.execute(text("TRUNCATE profile_changes"))
+            print("reusing the groups and memberships of the earlier run")
+        else:
+            app_id = await application(engine, n, reuse is not None)
+            groups = await make_groups(sessionmaker, app_id, trees)
+            probe_group = str(groups[-1].id)
+            async with engine.begin() as conn:  # what the full cycle below makes current anyway
+                await conn.execute(text("TRUNCATE profile_changes"))
+            t0 = time.perf_counter()
+            _, added, failed = await service_cycle(sessionmaker, groups)
+            print(f"{len(groups)} groups evaluated in {time.perf_counter() - t0:.1f} s "
+                  f"({added:,} memberships, {len(failed)} failed)")  # fmt: skip
         async with sessionmaker() as session, session.begin():
             app = await session.get(Application, app_id)
             assert app is not None
@@ -212,6 +239,13 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=int, default=5000, help="events per second")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
     parser.add_argument("--reuse", help="a database kept by an earlier run (skips seeding)")
+    parser.add_argument(
+        "--keep-groups",
+        action="store_true",
+        help="with --reuse: keep that run's evaluated groups (skips the full evaluation)",
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.profiles, args.seconds, args.rate, args.keep, args.reuse))
+    asyncio.run(
+        main(args.profiles, args.seconds, args.rate, args.keep, args.reuse, args.keep_groups)
+    )
     print(f"at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
