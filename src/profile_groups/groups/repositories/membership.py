@@ -6,11 +6,11 @@ same transaction; nothing else in the code base writes either (profile deletion,
 changes and evaluations all come here).
 
 Lock order. An evaluation (full or incremental) of a group first takes the group's advisory lock
-(`evaluation_locks`): full evaluations hold it, per group, for their whole run, so an
-incremental update never applies a change between a full evaluation's snapshot and its diff
-(it skips the group and keeps the change for later). Member changes and PATCH/DELETE never take
-it, so they never wait for an evaluation's matching pass. Then, writers of one group's
-memberships lock the group row: member adds and removes
+(`evaluation_locks`): full evaluations hold it, per group, from before their shared pass until
+that group's diff committed, so an incremental update never applies a change between a full
+evaluation's snapshot and its diff (it skips the group and keeps the change for later). Member
+changes and PATCH/DELETE never take it, so they never wait for an evaluation's matching pass.
+Then, writers of one group's memberships lock the group row: member adds and removes
 and group PATCH/DELETE take it FOR UPDATE (`GroupRepository.get(..., for_update=True)`), an
 evaluation FOR NO KEY UPDATE (which conflicts with those, not with inserts that merely reference
 the group). Under that lock membership rows are written in profile id order, so two writers of one
@@ -155,6 +155,10 @@ class MembershipRepository:
         if group_ids:
             gid = func.unnest(uuid_array(group_ids)).column_valued("gid")
             await self.session.execute(select(func.pg_advisory_unlock(_lock_key(gid))))
+
+    async def release_all_evaluation_locks(self) -> None:
+        """Every session-level advisory lock of this connection (a full evaluation's own)."""
+        await self.session.execute(select(func.pg_advisory_unlock_all()))
 
     # Static members (the caller holds the group row lock) -----------------------------------
 
