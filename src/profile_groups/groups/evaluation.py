@@ -368,7 +368,7 @@ async def _apply(
         # checks of the inserted memberships instead of re-planning each one.
         await set_local(s, "plan_cache_mode", "auto")
         counts = await MembershipRepository(s).replace(
-            locked.group, matched_in(MATCHES_TABLE, index), as_of
+            locked.group, matched_in(MATCHES_TABLE, index), as_of, evaluation.id
         )
         return await EvaluationRepository(s).finish(evaluation.id, locked.ruleset_id, as_of, counts)
 
