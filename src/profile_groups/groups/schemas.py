@@ -5,6 +5,7 @@ from typing import Annotated, Any, Literal, Self
 from uuid import UUID
 
 from pydantic import (
+    BeforeValidator,
     Field,
     SerializerFunctionWrapHandler,
     StringConstraints,
@@ -281,3 +282,51 @@ class ProfileGroupMembership(Schema):
     custom_id: str | None
     membership_type: MembershipType
     membership_created_at: Timestamp
+
+
+# The change log (docs/changes.md) ------------------------------------------------------------
+
+ChangeKind = Literal["entered", "exited"]
+ChangeReason = Literal["manual", "evaluation", "activity", "profile_deleted"]
+# A change id is the decimal text of the log's sequence number: opaque to clients (compare
+# nothing but equality; pass it back as `after`), ordered by commit within a group.
+ChangeId = Annotated[str, BeforeValidator(str)]
+
+
+class Change(Schema):
+    model_config = Schema.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "id": "1043",
+                    "group_id": "13a1fd98-24ca-4935-8791-5556586c0005",
+                    "profile_id": "174cc6dd-c1da-42d2-886e-c48b2bf803a8",
+                    "custom_id": "user-42",
+                    "change": "entered",
+                    "reason": "evaluation",
+                    "evaluation_id": "0b6f9d8e-4c41-4f7e-9a43-3a3c1c8f5d21",
+                    "occurred_at": "2025-04-28T12:16:49.670053Z",
+                }
+            ]
+        }
+    }
+
+    id: ChangeId = Field(description="Opaque; increases with commit order within a group.")
+    group_id: UUID
+    profile_id: UUID
+    custom_id: str | None = Field(description="The profile's custom_id when the change happened.")
+    change: ChangeKind
+    reason: ChangeReason
+    evaluation_id: UUID | None = Field(description="The full evaluation that made the change.")
+    occurred_at: Timestamp
+
+
+class SizePoint(Schema):
+    at: Timestamp = Field(description="Start of the interval (UTC).")
+    profile_count: int = Field(description="Members at the end of the interval (or now).")
+    entered: int
+    exited: int
+
+
+class SizeHistory(Schema):
+    results: list[SizePoint]
