@@ -72,9 +72,10 @@ async def test_member_adds_and_removes_are_manual_changes(
     )
     assert r.status_code == 204
     got = await changes(api, group)
-    assert [(c["profile_id"], c["custom_id"], c["change"]) for c in got[:2]] == sorted(
-        [(a["id"], "a", "entered"), (b["id"], "b", "entered")]
-    ) or {(c["profile_id"], c["custom_id"]) for c in got[:2]} == {(a["id"], "a"), (b["id"], "b")}
+    assert {(c["profile_id"], c["custom_id"], c["change"]) for c in got[:2]} == {
+        (a["id"], "a", "entered"),
+        (b["id"], "b", "entered"),
+    }
     assert (got[2]["profile_id"], got[2]["custom_id"], got[2]["change"]) == (
         a["id"],
         "a2",
@@ -215,3 +216,179 @@ async def test_bad_queries_are_400(api: Api) -> None:
     assert (
         await api.get("/profile-groups/00000000-0000-0000-0000-000000000000/changes/")
     ).status_code == 404
+
+
+async def set_occurred(
+    sessionmaker: AsyncSessionMaker, group_id: str, times: list[datetime]
+) -> None:
+    """Spread a group's recorded timeline over the past: the i-th change (in id order) at
+    times[i], an entry's membership starting then, an exit's member_since its entry's time."""
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            text(
+                "WITH t AS (SELECT id, (CAST(:times AS timestamptz[]))[row_number() OVER "
+                "(ORDER BY id)] AS at FROM membership_changes WHERE group_id = :g) "
+                "UPDATE membership_changes c SET occurred_at = t.at FROM t WHERE c.id = t.id"
+            ),
+            {"g": group_id, "times": times},
+        )
+        await session.execute(
+            text(
+                "UPDATE membership_changes x SET member_since = (SELECT max(e.occurred_at) FROM "
+                "membership_changes e WHERE e.group_id = x.group_id AND e.profile_id = "
+                "x.profile_id AND e.change = 'entered' AND e.id < x.id) "
+                "WHERE x.group_id = :g AND x.change = 'exited'"
+            ),
+            {"g": group_id},
+        )
+        await session.execute(
+            text(
+                "UPDATE group_memberships m SET created_at = (SELECT max(e.occurred_at) FROM "
+                "membership_changes e WHERE e.group_id = m.group_id AND e.profile_id = "
+                "m.profile_id AND e.change = 'entered') WHERE m.group_id = :g"
+            ),
+            {"g": group_id},
+        )
+        # The log began before this timeline.
+        await session.execute(
+            text("UPDATE membership_change_log SET started_at = :t"),
+            {"t": times[0] - timedelta(days=1)},
+        )
+
+
+async def test_members_as_of_and_size_history_follow_a_recorded_timeline(
+    api: Api, sessionmaker: AsyncSessionMaker
+) -> None:
+    a, b, c = [await new_profile(api, nickname=n) for n in "abc"]
+    group = await static_group(api)
+    path = f"/profile-groups/{group}/members/"
+
+    async def add(*ps: dict[str, Any]) -> None:
+        await api.post(path, json={"profile_ids": [p["id"] for p in ps]})
+
+    async def remove(*ps: dict[str, Any]) -> None:
+        await api.request("DELETE", path, json={"profile_ids": [p["id"] for p in ps]})
+
+    # Day 0: a and b enter; day 1: b leaves; day 2: c enters; day 3: a leaves, b comes back.
+    await add(a, b)
+    await remove(b)
+    await add(c)
+    await remove(a)
+    await add(b)
+    day0 = (datetime.now(UTC) - timedelta(days=5)).replace(
+        hour=12, minute=0, second=0, microsecond=0
+    )
+    days = [day0 + timedelta(days=d) for d in (0, 0, 1, 2, 3, 3)]
+    # Ids in commit order: a+, b+ (one statement), b-, c+, a-, b+.
+    await set_occurred(sessionmaker, group, days)
+    await api.delete(f"/profiles/{c['id']}/")  # day 5 (now): c leaves by deletion
+
+    async def at(when: datetime) -> dict[str, str]:
+        r = await api.get(path, params={"as_of": format_timestamp(when), "page_size": 1})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        out = {m["id"]: m["membership_created_at"] for m in body["results"]}
+        while body["next"]:
+            body = (await api.client.get(body["next"], headers=api.tenant.headers)).json()
+            out.update({m["id"]: m["membership_created_at"] for m in body["results"]})
+        assert len(out) == r.json()["count"]
+        return out
+
+    hour = timedelta(hours=1)
+    assert await at(day0 - hour) == {}
+    ts = format_timestamp
+    assert await at(day0 + hour) == {a["id"]: ts(days[0]), b["id"]: ts(days[1])}
+    assert await at(days[2] + hour) == {a["id"]: ts(days[0])}
+    assert await at(days[3] + hour) == {a["id"]: ts(days[0]), c["id"]: ts(days[3])}
+    assert await at(days[4] + hour) == {c["id"]: ts(days[3]), b["id"]: ts(days[5])}
+    # A deleted profile is still listed as the member it was, with its logged custom_id.
+    r = await api.get(path, params={"as_of": ts(days[3] + hour)})
+    gone = next(m for m in r.json()["results"] if m["id"] == c["id"])
+    assert gone["nickname"] is None
+    # Newest membership first.
+    assert [m["id"] for m in r.json()["results"]] == [c["id"], a["id"]]
+
+    r = await api.get(
+        f"/profile-groups/{group}/size-history/",
+        params={"since": ts(day0 - timedelta(days=1)), "interval": "day"},
+    )
+    assert r.status_code == 200, r.text
+    rows = [(x["profile_count"], x["entered"], x["exited"]) for x in r.json()["results"]]
+    # One row per UTC day from the day before day 0 to today (c's deletion).
+    assert rows == [(0, 0, 0), (2, 2, 0), (1, 0, 1), (2, 1, 0), (2, 1, 1), (2, 0, 0), (1, 0, 1)]
+    assert r.json()["results"][1]["at"] == ts(day0.replace(hour=0))
+    r = await api.get(
+        f"/profile-groups/{group}/size-history/",
+        params={"since": ts(days[3]), "until": ts(days[3] + 3 * hour), "interval": "hour"},
+    )
+    assert [(x["profile_count"], x["entered"]) for x in r.json()["results"]] == [
+        (2, 1),
+        (2, 0),
+        (2, 0),
+        (2, 0),
+    ]
+    # Before the log began: refused.
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            text("UPDATE membership_change_log SET started_at = :t"), {"t": days[2]}
+        )
+    r = await api.get(path, params={"as_of": ts(day0)})
+    assert r.status_code == 400 and r.json()["errors"][0]["loc"] == ["query", "as_of"]
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            text("UPDATE membership_change_log SET started_at = now() - interval '1 year'")
+        )
+
+
+async def test_retention_prunes_old_changes(api: Api, sessionmaker: AsyncSessionMaker) -> None:
+    from profile_groups.groups import history
+
+    ps = [await new_profile(api) for _ in range(3)]
+    group = await static_group(api)
+    await api.post(f"/profile-groups/{group}/members/", json={"profile_ids": [p["id"] for p in ps]})
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            text(
+                "UPDATE membership_changes SET occurred_at = now() - interval '91 days' "
+                "WHERE profile_id = ANY(CAST(:p AS uuid[]))"
+            ),
+            {"p": [ps[0]["id"], ps[1]["id"]]},
+        )
+    async with sessionmaker() as session, session.begin():
+        assert await history.prune_changes(session, 90, 1) == 1  # bounded batches
+    async with sessionmaker() as session, session.begin():
+        assert await history.prune_changes(session, 90, 10) == 1
+    assert [c["profile_id"] for c in await changes(api, group)] == [ps[2]["id"]]
+
+
+async def test_a_profiles_group_history(api: Api, sessionmaker: AsyncSessionMaker) -> None:
+    p = await new_profile(api, custom_id="me")
+    other = await new_profile(api, custom_id="other")
+    g1, g2, g3 = await static_group(api), await static_group(api), await static_group(api)
+    for g in (g1, g2, g3):
+        await api.post(
+            f"/profile-groups/{g}/members/", json={"profile_ids": [p["id"], other["id"]]}
+        )
+    await api.request("DELETE", f"/profile-groups/{g1}/members/", json={"profile_ids": [p["id"]]})
+    await api.patch(f"/profile-groups/{g3}/", json={"is_active": False})  # left out, like lists
+    r = await api.get(f"/profiles/{p['id']}/group-history/")
+    assert r.status_code == 200, r.text
+    got = [(c["group_id"], c["change"]) for c in r.json()["results"]]
+    assert got[0] == (g1, "exited") and sorted(got[1:]) == sorted(
+        [(g1, "entered"), (g2, "entered")]
+    )
+    assert r.json()["count"] == 3
+    ids = [int(c["id"]) for c in r.json()["results"]]
+    assert ids == sorted(ids, reverse=True)  # newest first
+    r2 = await api.get("/profile-by-custom-id/me/group-history/")
+    assert r2.json()["results"] == r.json()["results"]
+    # A profile token reads its own history, and no one else's.
+    own = bearer(token(api.tenant, custom_profile_id="me"))
+    base = api.tenant.base
+    r3 = await api.client.get(f"{base}/profile-by-custom-id/me/group-history/", headers=own)
+    assert r3.status_code == 200 and r3.json()["results"] == r.json()["results"]
+    r4 = await api.client.get(f"{base}/profiles/{other['id']}/group-history/", headers=own)
+    assert r4.status_code == 403
+    r5 = await api.client.get(f"{base}/profile-groups/{g2}/changes/", headers=own)
+    assert r5.status_code == 403
+    assert (await api.get("/profile-by-custom-id/nobody/group-history/")).status_code == 404

@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Row, Select, and_, case, exists, func, literal, select, union_all
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from profile_groups.kit.repository import uuid_value
@@ -90,7 +91,7 @@ class HistoryRepository:
         later = (
             select(_MC.c.profile_id, _MC.c.change, _MC.c.member_since, _MC.c.custom_id)
             .where(_MC.c.group_id == group.id, _MC.c.occurred_at > at)
-            .distinct(_MC.c.profile_id)
+            .ext(distinct_on(_MC.c.profile_id))
             .order_by(_MC.c.profile_id, _MC.c.id)
             .cte("later")
             .prefix_with("MATERIALIZED")
