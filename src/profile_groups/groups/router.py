@@ -360,7 +360,7 @@ async def get_group_size_history(
     responses=responses(NotFound),
     summary="List a profile's membership changes",
 )
-async def list_group_history_of_profile(
+async def list_profile_group_history(
     profile_id: UUID, principal: ReaderDep, session: SessionDep, page: PageDep
 ) -> Response:
     """The profile's entries and exits across the application's groups, newest first.
@@ -375,7 +375,7 @@ async def list_group_history_of_profile(
     responses=responses(NotFound),
     summary="List a profile's membership changes, by the profile's custom id",
 )
-async def list_group_history_of_profile_by_custom_id(
+async def list_profile_group_history_by_custom_id(
     custom_id: str, principal: ReaderDep, session: SessionDep, page: PageDep
 ) -> Response:
     paged = await history.profile_history(session, principal, page, custom_id=custom_id)
