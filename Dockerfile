@@ -1,5 +1,8 @@
 # Slim, non-root image running the API. Migrations run as their own step:
 #   docker run --rm -e DATABASE_URL=... IMAGE profile-groups migrate
+# The HEALTHCHECK below is the API's (its default command): a container of this image running
+# anything else replaces it. The worker's is `profile-groups worker-alive` (this container's
+# worker beat within a minute), the one-shot migrate step has none: see docker-compose.yml.
 FROM python:3.11-slim AS build
 WORKDIR /app
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -16,5 +19,6 @@ COPY migrations ./migrations
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 HOST=0.0.0.0 PORT=8000
 USER app
 EXPOSE 8000
-HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)" || exit 1
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+  CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '8000'), timeout=2)" || exit 1
 CMD ["profile-groups", "api"]

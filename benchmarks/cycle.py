@@ -51,6 +51,8 @@ async def application(engine: AsyncEngine, n: int, reuse: bool) -> uuid.UUID:
         app_id = (
             await conn.execute(text("SELECT id FROM applications WHERE name = 'bench'"))
         ).scalar_one()
+        # Memberships have no foreign key to their group (migration 0006): they go first.
+        await conn.execute(text("TRUNCATE group_memberships, membership_changes"))
         await conn.execute(
             text("DELETE FROM profile_groups WHERE application_id = :a"), {"a": app_id}
         )

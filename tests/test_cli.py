@@ -1,6 +1,7 @@
 """The admin commands with no environment: they find the servers of the `profile-groups run`
 serving DATA_DIR (its servers.json), list applications and tokens, and fail in one line."""
 
+import asyncio
 import json
 import os
 import subprocess
@@ -199,6 +200,124 @@ def test_two_embedded_redis_servers_side_by_side(tmp_path: Path) -> None:
         assert urls[0] != urls[1]
         for url in urls:
             assert redis.Redis.from_url(url).ping()
+        redis.Redis.from_url(urls[0]).set("kept", "1")
     finally:
         first.stop()
         second.stop()
+    # Stopped, each leaves no temporary directory (socket, config, log) behind, and its data
+    # is saved under its DATA_DIR for the next start.
+    temp_dirs = [Path(server._handles[0].redis_dir) for server in (first, second)]
+    assert not [d for d in temp_dirs if d.exists()]
+    again = EmbeddedServers()
+    try:
+        url = start_redis(tmp_path / "a", again)
+        assert redis.Redis.from_url(url).get("kept") == b"1"
+        temp_dir = Path(again._handles[0].redis_dir)
+    finally:
+        again.stop()
+    assert not temp_dir.exists()
+
+
+async def test_groups_list_finds_deactivated_groups(
+    no_env: Path,
+    settings: Settings,
+    tenant: Tenant,
+    client: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _write_servers(no_env, settings, os.getpid())
+    ids = []
+    for name in ("Kept", "Hidden"):
+        response = await client.post(
+            f"{tenant.base}/profile-groups/", json={"name": name}, headers=tenant.headers
+        )
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["id"])
+    kept, hidden = ids
+    response = await client.patch(
+        f"{tenant.base}/profile-groups/{hidden}/", json={"is_active": False}, headers=tenant.headers
+    )
+    assert response.status_code == 200, response.text
+
+    async def cli_json(*argv: str) -> Any:
+        # cli.main runs its own event loop: in a thread, beside this test's.
+        code, out, err = await asyncio.to_thread(_run, capsys, *argv, "--json")
+        assert code == 0, err
+        return json.loads(out)
+
+    active = await cli_json("groups", "list", tenant.client_id)
+    assert [(g["id"], g["name"], g["is_active"]) for g in active["groups"]] == [
+        (kept, "Kept", True)
+    ]
+    inactive = await cli_json("groups", "list", tenant.client_id, "--inactive")
+    assert inactive["inactive"] is True
+    assert [(g["id"], g["is_active"], g["membership_type"]) for g in inactive["groups"]] == [
+        (hidden, False, "static")
+    ]
+    # Found, it can be brought back; then no group is inactive.
+    await cli_json("groups", "activate", hidden)
+    assert (await cli_json("groups", "list", tenant.client_id, "--inactive"))["groups"] == []
+    code, out, _ = await asyncio.to_thread(_run, capsys, "groups", "list", tenant.client_id)
+    assert code == 0 and kept in out and hidden in out and "Hidden" in out
+    code, out, _ = await asyncio.to_thread(
+        _run, capsys, "groups", "list", tenant.client_id, "--inactive"
+    )
+    assert (code, out) == (0, "no inactive groups\n")
+    code, _, err = await asyncio.to_thread(_run, capsys, "groups", "list", "no-such-app")
+    assert (code, err) == (1, "error: No application with client id 'no-such-app'.\n")
+    code, out, _ = await asyncio.to_thread(_run, capsys, "groups", "list", "--help")
+    assert code == 0 and "--inactive" in out and "deactivated" in out
+
+
+async def test_worker_alive_reads_this_hosts_heartbeat(
+    no_env: Path, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import time
+
+    from redis.asyncio import Redis
+
+    from profile_groups.ops.heartbeat import HEARTBEAT_KEY, host_key, record_seen
+
+    _write_servers(no_env, settings, os.getpid())
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        await redis.delete(HEARTBEAT_KEY, host_key())
+        code, _, err = await asyncio.to_thread(_run, capsys, "worker-alive")
+        assert code == 1 and err.startswith("error: no heartbeat of a worker on ")
+        assert err.count("\n") == 1
+
+        await record_seen(redis)
+        code, out, err = await asyncio.to_thread(_run, capsys, "worker-alive", "--json")
+        assert code == 0, err
+        assert json.loads(out)["alive"] is True
+
+        # Another host's worker beats; this host's stopped 90 s ago.
+        await record_seen(redis, time.time() - 90)
+        await redis.set(HEARTBEAT_KEY, repr(time.time()))
+        code, _, err = await asyncio.to_thread(_run, capsys, "worker-alive")
+        assert code == 1 and "last beat 90 s ago (more than 60 s)" in err
+        code, _, err = await asyncio.to_thread(_run, capsys, "worker-alive", "--max-age", "120")
+        assert code == 0, err
+        code, out, err = await asyncio.to_thread(_run, capsys, "worker-alive", "--any")
+        assert code == 0 and out.startswith("alive: any worker"), err
+    finally:
+        await redis.delete(host_key())
+        await redis.aclose()
+
+    # Redis unreachable: one line, exit 1.
+    _write_servers(
+        no_env, settings.model_copy(update={"REDIS_URL": "redis://127.0.0.1:1/0"}), os.getpid()
+    )
+    code, _, err = await asyncio.to_thread(_run, capsys, "worker-alive")
+    assert code == 1 and err.startswith("error: cannot read the worker heartbeat from Redis")
+    assert err.count("\n") == 1
+
+
+def test_a_client_id_starting_with_a_dash_is_a_value() -> None:
+    # A client id is URL-safe base64: one in 64 starts with "-".
+    parser = cli.build_parser()
+    args = parser.parse_args(["groups", "list", "-Xq3", "--inactive", "--json"])
+    assert (args.client_id, args.inactive, args.json) == ("-Xq3", True, True)
+    assert parser.parse_args(["tokens", "create", "-a-b"]).client_id == "-a-b"
+    assert parser.parse_args(["apps", "secret", "-h1"]).client_id == "-h1"
+    assert parser.parse_args(["worker-alive", "--max-age", "5"]).max_age == 5

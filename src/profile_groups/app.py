@@ -10,16 +10,19 @@ from fastapi_offline import FastAPIOffline
 from redis.asyncio import ConnectionPool
 
 from profile_groups.config import Settings, get_settings
+from profile_groups.console import install_console
 from profile_groups.db import create_engine, create_sessionmaker
 from profile_groups.kit.cursor import CursorCodec
 from profile_groups.kit.errors import install_error_handlers
 from profile_groups.kit.logging import configure_logging
 from profile_groups.kit.middleware import RequestMiddleware
-from profile_groups.kit.openapi import DESCRIPTION, install_openapi, operation_id
+from profile_groups.kit.openapi import DESCRIPTION, TAGS, install_openapi, operation_id
 from profile_groups.kit.state import AppState, bind
+from profile_groups.ops.metrics import install_metrics
 from profile_groups.ops.router import router as ops_router
 from profile_groups.queue import QUEUE_NAME
 from profile_groups.routes import api_router
+from profile_groups.segmentation.schemas import RULE_TREE_SCHEMAS
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -62,16 +65,21 @@ def create_app(settings: Settings) -> FastAPI:
         title="Profile Groups",
         version="1.0.0",
         description=DESCRIPTION,
+        openapi_tags=TAGS,
         lifespan=lifespan,
         redirect_slashes=False,
         generate_unique_id_function=operation_id,
         swagger_ui_parameters={"persistAuthorization": True},
     )
-    install_openapi(app)
+    install_openapi(app, RULE_TREE_SCHEMAS)
     install_error_handlers(app)
     app.add_middleware(RequestMiddleware)
+    # The scrape-time collectors of /metrics; a package adds its own as an argument here
+    # (docs/operations.md).
+    install_metrics(app)
     app.include_router(ops_router)
     app.include_router(api_router)
+    install_console(app)
     return app
 
 

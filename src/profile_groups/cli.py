@@ -210,11 +210,82 @@ def cmd_tokens_revoke(args: argparse.Namespace, settings: Settings) -> None:
     _print(args, {"token_id": str(args.token_id), "revoked": True}, f"revoked {args.token_id}")
 
 
+def cmd_groups_list(args: argparse.Namespace, settings: Settings) -> None:
+    from profile_groups.applications.service import get_application
+    from profile_groups.groups.service import list_all_groups
+    from profile_groups.kit.timestamps import format_timestamp
+
+    async def run(session: Any) -> Any:
+        app = await get_application(session, args.client_id)
+        return await list_all_groups(session, app, inactive=args.inactive)
+
+    groups = [
+        {
+            "id": str(group.id),
+            "name": group.name,
+            "membership_type": group.membership_type,
+            "is_active": group.is_active,
+            "profile_count": group.profile_count,
+            "custom_id": group.custom_id,
+            "created_at": format_timestamp(group.created_at),
+        }
+        for group in _with_session(settings, run)
+    ]
+    lines = [f"{'id':<36}  {'type':<7}  {'members':>8}  {'created_at':<27}  name"]
+    lines += [
+        f"{g['id']:<36}  {g['membership_type']:<7}  {g['profile_count']:>8}  "
+        f"{g['created_at']:<27}  {g['name']}"
+        for g in groups
+    ]
+    none = "no inactive groups" if args.inactive else "no active groups"
+    _print(
+        args,
+        {"client_id": args.client_id, "inactive": args.inactive, "groups": groups},
+        "\n".join(lines) if groups else none,
+    )
+
+
 def cmd_groups_activate(args: argparse.Namespace, settings: Settings) -> None:
     from profile_groups.groups.service import activate_group
 
     _with_session(settings, lambda s: activate_group(s, args.group_id))
     _print(args, {"group_id": str(args.group_id), "is_active": True}, f"activated {args.group_id}")
+
+
+def cmd_worker_alive(args: argparse.Namespace, settings: Settings) -> None:
+    """Exit 0 when a worker of this host beat within --max-age seconds, else 1 (one line)."""
+    import socket
+    import time
+
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    from profile_groups.ops.heartbeat import last_seen
+
+    host = None if args.any else socket.gethostname()
+
+    async def run() -> float | None:
+        redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
+        try:
+            return await last_seen(redis, host)
+        finally:
+            await redis.aclose()
+
+    try:
+        seen = asyncio.run(run())
+    except (RedisError, OSError) as exc:
+        raise CliError(f"cannot read the worker heartbeat from Redis: {exc}") from None
+    which = "any worker" if host is None else f"a worker on {host}"
+    if seen is None:
+        raise CliError(f"no heartbeat of {which} in Redis")
+    age = max(time.time() - seen, 0.0)
+    if age > args.max_age:
+        raise CliError(f"{which} last beat {age:.0f} s ago (more than {args.max_age:g} s)")
+    _print(
+        args,
+        {"alive": True, "host": host, "seconds_since_beat": round(age, 1)},
+        f"alive: {which} beat {age:.0f} s ago",
+    )
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> None:
@@ -254,6 +325,8 @@ def _serve(settings: Settings, api: bool, worker: bool) -> None:
             host=settings.HOST,
             port=settings.PORT,
             log_config=None,
+            # RequestMiddleware writes the one access line per request (JSON, request id).
+            access_log=False,
             proxy_headers=True,
         )
         try:
@@ -317,21 +390,59 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> None:
         settings = settings.model_copy(update=updates)
         _migrate(settings.database_url)
         creds = _default_application(settings, data_dir)
-        base = f"http://{settings.HOST}:{settings.PORT}"
+        base = _base_url(settings)
         _save_servers(data_dir, settings, base)
-        print(
-            f"\nProfile Groups is starting.\n"
-            f"  API:       {base}/api/v1/applications/{creds['client_id']}/\n"
-            f"  Docs:      {base}/docs\n"
-            f"  client_id: {creds['client_id']}\n"
-            f"  token:     {creds['token']}\n"
-            f"  (saved in {data_dir / 'credentials.json'})\n",
-            flush=True,
-        )
+        exports = _save_env(data_dir, base, creds)
+        print("\n".join(_banner(base, creds, data_dir, exports)) + "\n", flush=True)
         _serve(settings, api=True, worker=True)
     finally:
         _forget_servers(data_dir)
         servers.stop()
+
+
+# `run` writes the README's variables here (mode 600): `. .data/env` in another shell, then the
+# "Try it" block of README.md works as pasted.
+ENV_FILE = "env"
+
+
+def _base_url(settings: Settings) -> str:
+    # Listening on every interface: a client on this machine still connects to loopback.
+    host = "127.0.0.1" if settings.HOST in ("0.0.0.0", "::", "") else settings.HOST
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.PORT}"
+
+
+def _save_env(data_dir: Path, base: str, creds: dict[str, str]) -> list[str]:
+    """Write DATA_DIR/env (mode 600): the `export` lines of the README's variables."""
+    import shlex
+
+    values = {"BASE_URL": base, "CLIENT_ID": creds["client_id"], "TOKEN": creds["token"]}
+    exports = [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
+    path = data_dir / ENV_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write("\n".join(exports) + "\n")
+    os.chmod(path, 0o600)  # an older file keeps its mode through O_TRUNC
+    return exports
+
+
+def _banner(base: str, creds: dict[str, str], data_dir: Path, exports: list[str]) -> list[str]:
+    """What `run` prints once its servers are up: one line per item, so adding one is a line."""
+    return [
+        "",
+        "Profile Groups is starting.",
+        f"  API:       {base}/api/v1/applications/{creds['client_id']}/",
+        f"  Docs:      {base}/docs",
+        f"  Console:   {base}/console/#client_id={creds['client_id']}&token={creds['token']}",
+        f"  client_id: {creds['client_id']}",
+        f"  token:     {creds['token']}",
+        f"  (saved in {data_dir / 'credentials.json'})",
+        "",
+        f"For the README's examples in another shell, paste these lines or run "
+        f"`. {data_dir / ENV_FILE}`:",
+        *(f"  {line}" for line in exports),
+    ]
 
 
 def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
@@ -366,10 +477,17 @@ examples:
   profile-groups apps list
   profile-groups tokens create CLIENT_ID
   profile-groups tokens list CLIENT_ID --json
+  profile-groups groups list CLIENT_ID --inactive   # deactivated groups (hidden from the API)
+  profile-groups groups activate GROUP_ID
+  profile-groups worker-alive                 # exit 0 if this host's worker beat in the last 60 s
 
 Without DATABASE_URL, the apps/tokens/groups/migrate commands use the servers of the
 `profile-groups run` serving DATA_DIR (default ./.data), read from DATA_DIR/servers.json.
 """
+
+
+# ops.heartbeat.WORKER_STALE_SECONDS, repeated so `--help` does not import the worker's modules.
+WORKER_STALE_SECONDS_DEFAULT = 60.0
 
 
 def _uuid(value: str) -> UUID:
@@ -379,8 +497,31 @@ def _uuid(value: str) -> UUID:
         raise argparse.ArgumentTypeError(f"{value!r} is not a UUID") from None
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, reading an argument that starts with "-" but is no option of the command as a
+    value: a client id is URL-safe base64 and starts with "-" one time in 64
+    (`groups list -Xq3...`). Subcommands' parsers are of this class too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)  # `--a` is never `--any`
+        super().__init__(*args, **kwargs)
+
+    def _parse_optional(self, arg_string: str) -> Any:
+        # "-X..." that is not one of this command's options (only -h is single-dash) is a value;
+        # argparse would read "-h1" as -h and "-Xq" as an unknown option.
+        name = arg_string.split("=", 1)[0]
+        if (
+            arg_string.startswith("-")
+            and not arg_string.startswith("--")
+            and len(arg_string) > 1
+            and name not in self._option_string_actions
+        ):
+            return None
+        return super()._parse_optional(arg_string)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="profile-groups",
         description=__doc__,
         epilog=EXAMPLES,
@@ -392,6 +533,22 @@ def build_parser() -> argparse.ArgumentParser:
     ).set_defaults(fn=cmd_run)
     sub.add_parser("api", help="serve the HTTP API").set_defaults(fn=cmd_api)
     sub.add_parser("worker", help="run the arq worker").set_defaults(fn=cmd_worker)
+    p = sub.add_parser(
+        "worker-alive",
+        help="liveness of this host's worker: exit 0 if it beat recently, else 1",
+        description="Exit 0 when a worker of this host (a container: this container) recorded "
+        "its heartbeat in Redis within --max-age seconds, else print one line and exit 1. "
+        "The worker's container healthcheck (docker-compose.yml).",
+    )
+    p.add_argument(
+        "--max-age",
+        type=float,
+        default=WORKER_STALE_SECONDS_DEFAULT,
+        help="seconds since the last beat still counted alive (default: %(default)g)",
+    )
+    p.add_argument("--any", action="store_true", help="any host's worker, not only this host's")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(fn=cmd_worker_alive, admin=True)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(
         fn=cmd_migrate, admin=True
     )
@@ -422,6 +579,20 @@ def build_parser() -> argparse.ArgumentParser:
     groups = sub.add_parser("groups", help="profile groups").add_subparsers(
         dest="sub", required=True
     )
+    p = groups.add_parser(
+        "list",
+        help="an application's active groups (--inactive: only the deactivated ones)",
+        description="List an application's groups, oldest first. By default the active ones "
+        "(those the API shows); with --inactive only the deactivated ones, which the API hides, "
+        "so they can be found and brought back with `groups activate GROUP_ID`.",
+    )
+    p.add_argument("client_id")
+    p.add_argument(
+        "--inactive",
+        action="store_true",
+        help="list only the deactivated groups (hidden from the API) instead of the active ones",
+    )
+    p.set_defaults(fn=cmd_groups_list)
     p = groups.add_parser("activate", help="bring back a deactivated group")
     p.add_argument("group_id", type=_uuid)
     p.set_defaults(fn=cmd_groups_activate)

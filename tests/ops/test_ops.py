@@ -169,6 +169,10 @@ async def test_a_heartbeat_worker_beats_from_its_poll_loop(settings: Settings) -
                 break
             await asyncio.sleep(0.05)
         assert seen and seen > time.time() - 5
+        # Also under this host's name, which `profile-groups worker-alive` reads.
+        import socket
+
+        assert await last_seen(redis, socket.gethostname()) == seen
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -3,6 +3,7 @@
 from profile_groups.activity import service
 from profile_groups.activity.schemas import EventBatch, EventBatchResult
 from profile_groups.applications.auth import AppDep
+from profile_groups.kit.errors import Conflict, responses
 from profile_groups.kit.routing import api_router
 from profile_groups.kit.state import SessionDep
 
@@ -12,6 +13,8 @@ router = api_router("activity")
 @router.post(
     "/events/",
     response_model=EventBatchResult,
+    # A batch that keeps colliding with concurrent writers after its retries (kit/retry.py).
+    responses=responses(Conflict),
     summary="Ingest a batch of activity events",
 )
 async def ingest_events(batch: EventBatch, app: AppDep, session: SessionDep) -> EventBatchResult:

@@ -14,8 +14,11 @@ from profile_groups.activity.schemas import EventBatchResult
 from profile_groups.kit.numbers import is_bigint, is_finite_number
 from profile_groups.kit.retry import retry_on_race
 from profile_groups.kit.schemas import ItemError
+from profile_groups.kit.suggest import unknown_name
 from profile_groups.kit.timestamps import parse_timestamp
+from profile_groups.kit.validation import unknown_field
 from profile_groups.models import Application
+from profile_groups.ops.metrics import count_events
 
 FIELDS = frozenset({"id", "type", "profile_id", "custom_id", "occurred_at", "value", "properties"})
 MAX_FUTURE = timedelta(minutes=5)
@@ -151,13 +154,19 @@ def parse_event(item: Any, now: datetime) -> EventRow:
     if not isinstance(item, dict):
         raise Rejected("Event must be a JSON object.")
     if not FIELDS.issuperset(item):
-        raise Rejected(f"Unknown field '{sorted(set(item) - FIELDS)[0]}'.")
+        raise Rejected(unknown_field(sorted(set(item) - FIELDS)[0], sorted(FIELDS)))
     type_ = item.get("type")
     if type_ is None:
         raise Rejected("'type' is required.")
     spec = EVENT_TYPES.get(type_) if isinstance(type_, str) else None
     if spec is None:
-        raise Rejected(f"Unknown event type {type_!r}.")
+        if not isinstance(type_, str):
+            raise Rejected(f"Unknown event type {type_!r}; 'type' is a string.")
+        raise Rejected(
+            unknown_name(
+                "event type", type_, EVENT_TYPES, "the `type` enum of `Event` in /openapi.json"
+            )
+        )
     raw_profile_id = item.get("profile_id")
     custom_id = _string(item, "custom_id")
     if (raw_profile_id is None) == (custom_id is None):
@@ -206,6 +215,7 @@ async def ingest(session: AsyncSession, app: Application, items: Sequence[Any]) 
         positions.append(index)
         rows.append(row)
     if not positions:
+        count_events(session, accepted=0, duplicates=duplicates, rejected=len(rejected))
         return EventBatchResult(accepted=0, duplicates=duplicates, rejected=rejected)
 
     repo = ActivityRepository(session)
@@ -220,11 +230,9 @@ async def ingest(session: AsyncSession, app: Application, items: Sequence[Any]) 
     unknown = result.unknown_profiles
     rejected += [ItemError(index=positions[i], detail="Unknown profile.") for i in unknown]
     rejected.sort(key=lambda r: r.index)
-    return EventBatchResult(
-        accepted=result.inserted,
-        duplicates=duplicates + len(positions) - len(unknown) - result.inserted,
-        rejected=rejected,
-    )
+    duplicates += len(positions) - len(unknown) - result.inserted
+    count_events(session, accepted=result.inserted, duplicates=duplicates, rejected=len(rejected))
+    return EventBatchResult(accepted=result.inserted, duplicates=duplicates, rejected=rejected)
 
 
 async def prune_events(session: AsyncSession, retention_days: int, batch_size: int) -> int:

@@ -41,11 +41,28 @@ class Principal:
         return self.profile_id is None and self.custom_profile_id is None
 
 
+NO_CREDENTIALS = (
+    "Authentication credentials were not provided: send the header 'Authorization: Bearer <token>'."
+)
+NO_BEARER_PREFIX = (
+    "The Authorization header must be 'Bearer <token>': the 'Bearer ' prefix is missing."
+)
+ANOTHER_APPLICATION = (
+    "This token belongs to another application: use the client id of the application the "
+    "token was created for."
+)
+
+
 def _bearer(request: Request) -> str:
-    header = request.headers.get("authorization", "")
+    header = request.headers.get("authorization", "").strip()
+    if not header:
+        raise NotAuthenticated(NO_CREDENTIALS)
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise NotAuthenticated("Authentication credentials were not provided.")
+    if scheme.lower() != "bearer":
+        # The commonest mistake: the token alone, or another scheme's word before it.
+        raise NotAuthenticated(NO_BEARER_PREFIX)
+    if not token.strip():
+        raise NotAuthenticated("The Authorization header has no token after 'Bearer '.")
     return token.strip()
 
 
@@ -58,7 +75,7 @@ async def _producer(session: SessionDep, token: str, client_id: str) -> Principa
     if app is None:
         raise NotAuthenticated("Invalid token.")
     if app.client_id != client_id:
-        raise PermissionDenied()
+        raise PermissionDenied(ANOTHER_APPLICATION)
     return Principal(app=app)
 
 
@@ -105,7 +122,7 @@ async def _profile(session: SessionDep, token: str, client_id: str) -> Principal
         raise NotAuthenticated("Invalid token.") from None
     profile_id, custom_id = _profile_claims(claims)
     if app.client_id != client_id:
-        raise PermissionDenied()
+        raise PermissionDenied(ANOTHER_APPLICATION)
     return Principal(app=app, profile_id=profile_id, custom_profile_id=custom_id)
 
 

@@ -3,7 +3,7 @@
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import Query, Response, status
+from fastapi import Path, Query, Response, status
 
 from profile_groups.applications.auth import AppDep
 from profile_groups.attributes import service
@@ -23,6 +23,8 @@ from profile_groups.models import CustomAttribute as CustomAttributeRow
 
 router = api_router("attributes")
 custom_attributes_router = api_router("custom attributes")
+
+CustomKey = Annotated[str, Path(description="The custom attribute's key.")]
 
 
 @router.get(
@@ -50,7 +52,11 @@ async def list_attributes(
     responses=responses(NotFound),
     summary="Get one attribute of the catalogue",
 )
-async def get_attribute(key: str, app: AppDep, session: SessionDep) -> Attribute:
+async def get_attribute(
+    key: Annotated[str, Path(description="An attribute key of the catalogue, or an alias.")],
+    app: AppDep,
+    session: SessionDep,
+) -> Attribute:
     """One catalogue entry; an alias (`tier_upragde_count`) answers with its attribute."""
     return await service.get_attribute(session, app, key)
 
@@ -62,7 +68,9 @@ async def get_attribute(key: str, app: AppDep, session: SessionDep) -> Attribute
     summary="A profile's attribute values",
 )
 async def list_profile_attributes(
-    profile_id: UUID, app: AppDep, session: SessionDep
+    profile_id: Annotated[UUID, Path(description="The profile's id.")],
+    app: AppDep,
+    session: SessionDep,
 ) -> ProfileAttributeValues:
     """The value of every catalogue attribute for the profile, as a rule would see it now
     (windowed attributes shown without a window; `null` = no value). Rules read the same
@@ -102,7 +110,9 @@ async def list_custom_attributes(app: AppDep, session: SessionDep, page: PageDep
     responses=responses(NotFound),
     summary="Get a custom attribute",
 )
-async def get_custom_attribute(key: str, app: AppDep, session: SessionDep) -> CustomAttributeRow:
+async def get_custom_attribute(
+    key: CustomKey, app: AppDep, session: SessionDep
+) -> CustomAttributeRow:
     return await service.get_custom_attribute(session, app, key)
 
 
@@ -113,7 +123,7 @@ async def get_custom_attribute(key: str, app: AppDep, session: SessionDep) -> Cu
     summary="Change a custom attribute's description",
 )
 async def update_custom_attribute(
-    key: str, data: CustomAttributeUpdate, app: AppDep, session: SessionDep
+    key: CustomKey, data: CustomAttributeUpdate, app: AppDep, session: SessionDep
 ) -> CustomAttributeRow:
     """Only `description` can change; the key and the data type are fixed once defined."""
     return await service.update_custom_attribute(session, app, key, data)
@@ -125,7 +135,7 @@ async def update_custom_attribute(
     responses=responses(NotFound, Conflict),
     summary="Delete a custom attribute",
 )
-async def delete_custom_attribute(key: str, app: AppDep, session: SessionDep) -> Response:
+async def delete_custom_attribute(key: CustomKey, app: AppDep, session: SessionDep) -> Response:
     """The definition and every profile's value of it go. 409 while an active dynamic group's
     rule uses the key."""
     await service.delete_custom_attribute(session, app, key)

@@ -3,19 +3,33 @@ docs/profiles.md)."""
 
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, Field, StringConstraints, model_validator
+from pydantic import BaseModel, Field, StringConstraints, WithJsonSchema, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from profile_groups.attributes.registry import AttributeDef, Category, Condition, DataType, Source
-from profile_groups.kit.schemas import InputSchema, Schema, Timestamp, refuse_nulls
+from profile_groups.kit.schemas import (
+    ATTRIBUTE_VALUES,
+    InputSchema,
+    Schema,
+    Timestamp,
+    refuse_nulls,
+)
 
 
 class Attribute(BaseModel):
-    key: str = Field(examples=["total_comments_posted"])
-    label: str = Field(examples=["Total comments posted"])
-    description: str
-    category: Category
-    data_type: DataType
-    source: Source
+    """An attribute rules can use: a platform attribute or one of the application's custom
+    attributes."""
+
+    key: str = Field(
+        description="The key a rule leaf names in `attribute`.", examples=["total_comments_posted"]
+    )
+    label: str = Field(description="A name for people.", examples=["Total comments posted"])
+    description: str = Field(description="What the attribute measures.")
+    category: Category = Field(description="The feature the attribute belongs to.")
+    data_type: DataType = Field(description="The type of its values, and so of a leaf's `value`.")
+    source: Source = Field(
+        description="`platform` (derived from events and profiles) or `custom` (yours)."
+    )
     conditions: list[Condition] = Field(description="Conditions a rule leaf may use.")
     supports_window: bool = Field(description="Whether a rule leaf may set `window_days` (1-365).")
 
@@ -34,8 +48,10 @@ class Attribute(BaseModel):
 
 
 class ProfileAttributeValues(BaseModel):
+    """The value of every catalogue attribute for one profile, as a rule would see it now."""
+
     as_of: Timestamp = Field(description="The evaluation time the values are computed for.")
-    values: dict[str, Any] = Field(
+    values: Annotated[dict[str, Any], WithJsonSchema(ATTRIBUTE_VALUES)] = Field(
         description="Every catalogue attribute's value; null when it has no value.",
         examples=[
             {
@@ -53,6 +69,8 @@ Description = Annotated[str, StringConstraints(max_length=2000)]
 
 
 class CustomAttributeCreate(InputSchema):
+    """A new custom attribute."""
+
     model_config = InputSchema.model_config | {
         "json_schema_extra": {
             "examples": [
@@ -65,9 +83,13 @@ class CustomAttributeCreate(InputSchema):
         }
     }
 
-    key: AttributeKey = Field(description="`^[a-z][a-z0-9_]{0,62}$`, not a platform attribute key.")
-    data_type: DataType
-    description: Description = ""
+    key: AttributeKey = Field(
+        description="`^[a-z][a-z0-9_]{0,62}$`, not a platform attribute key; fixed once defined."
+    )
+    data_type: DataType = Field(description="The type of the values; fixed once defined.")
+    description: Description = Field(
+        default="", description="What the attribute means (up to 2000 characters)."
+    )
 
 
 class CustomAttributeUpdate(InputSchema):
@@ -77,10 +99,13 @@ class CustomAttributeUpdate(InputSchema):
         "json_schema_extra": {"examples": [{"description": "Moderation score (0-1)."}]}
     }
 
-    description: Description | None = None
-    # Accepted only to answer with a clear 400: key and type are fixed once defined.
-    key: Any = Field(default=None, exclude=True)
-    data_type: Any = Field(default=None, exclude=True)
+    description: Description | None = Field(
+        default=None, description="What the attribute means (up to 2000 characters)."
+    )
+    # Accepted only to answer with a clear 400: key and type are fixed once defined. Not in the
+    # document, where sending them is already invalid (no additional properties).
+    key: SkipJsonSchema[Any] = Field(default=None, exclude=True)
+    data_type: SkipJsonSchema[Any] = Field(default=None, exclude=True)
 
     @model_validator(mode="after")
     def _fixed_fields(self) -> Self:
@@ -94,6 +119,8 @@ class CustomAttributeUpdate(InputSchema):
 
 
 class CustomAttribute(Schema):
+    """A metric of yours that profiles carry in `custom_attributes` and rules can use."""
+
     model_config = Schema.model_config | {
         "json_schema_extra": {
             "examples": [
@@ -108,8 +135,8 @@ class CustomAttribute(Schema):
         }
     }
 
-    key: str
-    data_type: DataType
-    description: str
-    created_at: Timestamp
-    updated_at: Timestamp
+    key: str = Field(description="The attribute's key, in profiles' `custom_attributes`.")
+    data_type: DataType = Field(description="The type of the values.")
+    description: str = Field(description="What the attribute means.")
+    created_at: Timestamp = Field(description="When it was defined.")
+    updated_at: Timestamp = Field(description="When its description last changed.")

@@ -66,7 +66,8 @@ async def get_attribute(session: AsyncSession, app: Application, key: str) -> At
     return Attribute.of(found((await catalogue(session, app.id)).get(resolve(key))))
 
 
-def _json_value(value: Any) -> Any:
+def json_value(value: Any) -> Any:
+    """An attribute's SQL value as the API renders it (a profile's values, explanations)."""
     if isinstance(value, Decimal):
         # Counts read as integers; amounts and custom numbers keep their fraction.
         return int(value) if value == value.to_integral_value() else float(value)
@@ -81,9 +82,7 @@ async def profile_attribute_values(
     as_of = datetime.now(UTC)
     defs = await catalogue(session, app.id)
     values = found(await repository.profile_values(session, app.id, profile_id, as_of, defs))
-    return ProfileAttributeValues(
-        as_of=as_of, values={k: _json_value(v) for k, v in values.items()}
-    )
+    return ProfileAttributeValues(as_of=as_of, values={k: json_value(v) for k, v in values.items()})
 
 
 # Custom attribute definitions -------------------------------------------------------------

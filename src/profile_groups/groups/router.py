@@ -1,16 +1,21 @@
 """Every /profile-groups/** endpoint, and a profile's groups (docs/groups.md,
 docs/segmentation.md). Handlers are thin: parse, call the service, shape."""
 
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import Query, Response, status
+from fastapi import Path, Query, Response, status
 
 from profile_groups.applications.auth import AppDep, ReaderDep
-from profile_groups.groups import evaluation, history, service
+from profile_groups.groups import evaluation, explain, history, service
 from profile_groups.groups.schemas import (
+    DYNAMIC_CREATE_EXAMPLE,
+    DYNAMIC_GROUP_EXAMPLE,
+    GROUP_EXAMPLE,
+    STATIC_CREATE_EXAMPLE,
     Change,
     ChangeKind,
+    DynamicExplanation,
     Evaluation,
     Member,
     MembersAdded,
@@ -20,8 +25,10 @@ from profile_groups.groups.schemas import (
     ProfileGroupMembership,
     ProfileGroupUpdate,
     SizeHistory,
+    StaticExplanation,
 )
-from profile_groups.kit.errors import Conflict, NotFound, Unavailable, responses
+from profile_groups.kit.errors import Conflict, NotFound, PermissionDenied, Unavailable, responses
+from profile_groups.kit.openapi import body_examples, response_examples
 from profile_groups.kit.pagination import Page, PageDep, render
 from profile_groups.kit.routing import api_router
 from profile_groups.kit.state import ArqDep, SessionDep, SettingsDep
@@ -31,13 +38,31 @@ from profile_groups.segmentation.schemas import Preview, PreviewRequest
 
 router = api_router("profile groups")
 
+GroupId = Annotated[UUID, Path(description="The profile group's id.")]
+ProfileId = Annotated[UUID, Path(description="The profile's id.")]
+# Read as text so that a profile token naming a malformed id is a 403, not a 404.
+ProfileIdText = Annotated[
+    str, Path(description="The profile's id.", json_schema_extra={"format": "uuid"})
+]
+
 
 @router.post(
     "/profile-groups/",
     status_code=status.HTTP_201_CREATED,
     response_model=ProfileGroup,
-    responses=responses(Conflict),
+    responses={
+        **responses(Conflict),
+        201: response_examples(
+            "The group as created.",
+            static=("A static group", GROUP_EXAMPLE),
+            dynamic=("A dynamic group", DYNAMIC_GROUP_EXAMPLE),
+        ),
+    },
     summary="Create a profile group",
+    openapi_extra=body_examples(
+        static=("A static group", STATIC_CREATE_EXAMPLE),
+        dynamic=("A dynamic group with a rule tree", DYNAMIC_CREATE_EXAMPLE),
+    ),
 )
 async def create_group(
     data: ProfileGroupCreate, app: AppDep, session: SessionDep, arq: ArqDep, settings: SettingsDep
@@ -53,9 +78,15 @@ async def list_groups(
     app: AppDep,
     session: SessionDep,
     page: PageDep,
-    membership_type: Literal["static", "dynamic"] | None = None,
-    custom_id: str | None = None,
-    name: Annotated[str | None, Query(description="Case-insensitive substring.")] = None,
+    membership_type: Annotated[
+        Literal["static", "dynamic"] | None, Query(description="Only groups of this type.")
+    ] = None,
+    custom_id: Annotated[
+        str | None, Query(description="Only the group with this custom id (0 or 1 result).")
+    ] = None,
+    name: Annotated[
+        str | None, Query(description="Only groups whose name contains this (case-insensitive).")
+    ] = None,
     attribute: Annotated[
         list[str],
         Query(description="`key:value` or `key`; repeatable, all must hold (indexed lookup)."),
@@ -87,9 +118,8 @@ async def preview(
     first), without creating anything: for sizing an audience before saving it. Bounded by a
     statement timeout; a preview that does not finish in time is a 503."""
     # The tree arrives unvalidated (raw JSON): the service validates it, reporting every problem.
-    tree = cast(dict[str, Any], data.rule_tree)
     return await segmentation.preview(
-        session, app.id, tree, data.sample_size, settings.PREVIEW_TIMEOUT_MS
+        session, app.id, data.rule_tree, data.sample_size, settings.PREVIEW_TIMEOUT_MS
     )
 
 
@@ -99,7 +129,7 @@ async def preview(
     responses=responses(NotFound),
     summary="Get a profile group",
 )
-async def get_group(group_id: UUID, app: AppDep, session: SessionDep) -> ProfileGroup:
+async def get_group(group_id: GroupId, app: AppDep, session: SessionDep) -> ProfileGroup:
     return await service.view(session, await service.get_group(session, app, group_id))
 
 
@@ -109,7 +139,11 @@ async def get_group(group_id: UUID, app: AppDep, session: SessionDep) -> Profile
     responses=responses(NotFound),
     summary="Get a profile group by its custom id",
 )
-async def get_group_by_custom_id(custom_id: str, app: AppDep, session: SessionDep) -> ProfileGroup:
+async def get_group_by_custom_id(
+    custom_id: Annotated[str, Path(description="The group's custom id.")],
+    app: AppDep,
+    session: SessionDep,
+) -> ProfileGroup:
     group = await service.get_group_by_custom_id(session, app, custom_id)
     return await service.view(session, group)
 
@@ -121,7 +155,7 @@ async def get_group_by_custom_id(custom_id: str, app: AppDep, session: SessionDe
     summary="Update a profile group",
 )
 async def update_group(
-    group_id: UUID,
+    group_id: GroupId,
     data: ProfileGroupUpdate,
     app: AppDep,
     session: SessionDep,
@@ -140,7 +174,7 @@ async def update_group(
     responses=responses(NotFound),
     summary="Delete a profile group",
 )
-async def delete_group(group_id: UUID, app: AppDep, session: SessionDep) -> Response:
+async def delete_group(group_id: GroupId, app: AppDep, session: SessionDep) -> Response:
     await service.delete_group(session, app, group_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -155,7 +189,7 @@ async def delete_group(group_id: UUID, app: AppDep, session: SessionDep) -> Resp
     summary="Add members",
 )
 async def add_members(
-    group_id: UUID, change: MembersChange, app: AppDep, session: SessionDep
+    group_id: GroupId, change: MembersChange, app: AppDep, session: SessionDep
 ) -> MembersAdded:
     """Add up to 10,000 profiles by `profile_ids` or `custom_ids` (exactly one), atomically.
     Ids are echoed in the space they were sent in. 409 on a dynamic group."""
@@ -169,7 +203,7 @@ async def add_members(
     summary="Remove members",
 )
 async def remove_members(
-    group_id: UUID, change: MembersChange, app: AppDep, session: SessionDep
+    group_id: GroupId, change: MembersChange, app: AppDep, session: SessionDep
 ) -> Response:
     """Remove by `profile_ids` (or its synonym `application_profile_ids`) or `custom_ids`.
     Ids that are not members are ignored."""
@@ -184,7 +218,7 @@ async def remove_members(
     summary="List members",
 )
 async def list_members(
-    group_id: UUID,
+    group_id: GroupId,
     app: AppDep,
     session: SessionDep,
     page: PageDep,
@@ -214,7 +248,10 @@ async def list_members(
     summary="Check one profile's membership",
 )
 async def get_member(
-    group_id: UUID, profile_id: str, principal: ReaderDep, session: SessionDep
+    group_id: GroupId,
+    profile_id: ProfileIdText,
+    principal: ReaderDep,
+    session: SessionDep,
 ) -> Member:
     """200 with the member when the profile is a member of the group, 404 otherwise.
     A profile token may ask about its own profile only."""
@@ -232,7 +269,7 @@ async def get_member(
     summary="Evaluate a dynamic group now",
 )
 async def evaluate(
-    group_id: UUID, app: AppDep, session: SessionDep, arq: ArqDep
+    group_id: GroupId, app: AppDep, session: SessionDep, arq: ArqDep
 ) -> GroupEvaluation:
     """Queue an evaluation of the group's rules. A request made while one is already queued joins
     it (the same evaluation is returned); one made while an evaluation runs queues one follow-up.
@@ -248,7 +285,7 @@ async def evaluate(
     summary="List a dynamic group's evaluations",
 )
 async def list_evaluations(
-    group_id: UUID, app: AppDep, session: SessionDep, page: PageDep
+    group_id: GroupId, app: AppDep, session: SessionDep, page: PageDep
 ) -> Response:
     """The group's evaluations, newest first: queued, running and finished ones with their
     counts, duration and error. A static group has none."""
@@ -266,7 +303,7 @@ async def list_evaluations(
     summary="List the groups a profile is in",
 )
 async def profile_groups(
-    profile_id: UUID, principal: ReaderDep, session: SessionDep, page: PageDep
+    profile_id: ProfileId, principal: ReaderDep, session: SessionDep, page: PageDep
 ) -> Response:
     """Static and dynamic groups alike, newest membership first; inactive groups are left out.
     A profile token may read its own profile's groups only."""
@@ -281,10 +318,52 @@ async def profile_groups(
     summary="List the groups a profile is in, by the profile's custom id",
 )
 async def profile_groups_by_custom_id(
-    custom_id: str, principal: ReaderDep, session: SessionDep, page: PageDep
+    custom_id: Annotated[str, Path(description="The profile's custom id.")],
+    principal: ReaderDep,
+    session: SessionDep,
+    page: PageDep,
 ) -> Response:
     paged = await service.profile_groups(session, principal, page, custom_id=custom_id)
     return render(ProfileGroupMembership, paged)
+
+
+# Explain ----------------------------------------------------------------------------------
+
+# 403: a profile token asking about another profile; 409: stored rules that no longer validate.
+_EXPLAIN_RESPONSES = responses(NotFound, PermissionDenied, Conflict)
+
+
+@router.get(
+    "/profile-groups/{group_id}/explain/{profile_id}/",
+    response_model=DynamicExplanation | StaticExplanation,
+    responses=_EXPLAIN_RESPONSES,
+    summary="Explain why a profile is or is not in a group",
+)
+async def explain_membership(
+    group_id: GroupId, profile_id: ProfileIdText, principal: ReaderDep, session: SessionDep
+) -> DynamicExplanation | StaticExplanation:
+    """For a dynamic group, its current rule tree evaluated for the profile now, by the same
+    compiled SQL as evaluations: every node's `result` and every leaf's `actual` value (null when
+    the profile has none), `matches` (the whole tree) and `member` (the stored membership, which
+    follows `matches` at the next update). For a static group, `member` and
+    `membership_created_at`. A profile token may ask about its own profile only."""
+    return await explain.explain_membership(session, principal, group_id, profile_id=profile_id)
+
+
+@router.get(
+    "/profile-groups/{group_id}/explain/profile-by-custom-id/{custom_id}/",
+    response_model=DynamicExplanation | StaticExplanation,
+    responses=_EXPLAIN_RESPONSES,
+    summary="Explain why a profile is or is not in a group, by the profile's custom id",
+)
+async def explain_membership_by_custom_id(
+    group_id: GroupId,
+    custom_id: Annotated[str, Path(description="The profile's custom id.")],
+    principal: ReaderDep,
+    session: SessionDep,
+) -> DynamicExplanation | StaticExplanation:
+    """As `explain_membership`, naming the profile by its custom id."""
+    return await explain.explain_membership(session, principal, group_id, custom_id=custom_id)
 
 
 # The change log ------------------------------------------------------------------------------
@@ -297,7 +376,7 @@ async def profile_groups_by_custom_id(
     summary="List a group's membership changes",
 )
 async def list_group_changes(
-    group_id: UUID,
+    group_id: GroupId,
     app: AppDep,
     session: SessionDep,
     page: PageDep,
@@ -325,7 +404,7 @@ async def list_group_changes(
     summary="A group's size over time",
 )
 async def get_group_size_history(
-    group_id: UUID,
+    group_id: GroupId,
     app: AppDep,
     session: SessionDep,
     settings: SettingsDep,
@@ -361,7 +440,7 @@ async def get_group_size_history(
     summary="List a profile's membership changes",
 )
 async def list_profile_group_history(
-    profile_id: UUID, principal: ReaderDep, session: SessionDep, page: PageDep
+    profile_id: ProfileId, principal: ReaderDep, session: SessionDep, page: PageDep
 ) -> Response:
     """The profile's entries and exits across the application's groups, newest first.
     A profile token may read its own profile's history only."""
@@ -376,7 +455,10 @@ async def list_profile_group_history(
     summary="List a profile's membership changes, by the profile's custom id",
 )
 async def list_profile_group_history_by_custom_id(
-    custom_id: str, principal: ReaderDep, session: SessionDep, page: PageDep
+    custom_id: Annotated[str, Path(description="The profile's custom id.")],
+    principal: ReaderDep,
+    session: SessionDep,
+    page: PageDep,
 ) -> Response:
     paged = await history.profile_history(session, principal, page, custom_id=custom_id)
     return render(Change, paged)

@@ -37,6 +37,7 @@ from profile_groups.kit.pagination import Paged, PageRequest, paginate
 from profile_groups.kit.repository import count_rows, unique_or_conflict
 from profile_groups.kit.retry import retry_in_savepoint
 from profile_groups.models import Application, GroupMembership, ProfileGroup
+from profile_groups.ops.metrics import count_member_changes
 from profile_groups.segmentation.service import validate_rule_tree
 
 CUSTOM_ID_TAKEN = {
@@ -167,6 +168,13 @@ async def activate_group(session: AsyncSession, group_id: UUID) -> None:
         raise NotFound(f"No profile group with id {group_id}.")
 
 
+async def list_all_groups(
+    session: AsyncSession, app: Application, *, inactive: bool
+) -> Sequence[ProfileGroup]:
+    """CLI: the application's active groups, or with `inactive` only the deactivated ones."""
+    return await GroupRepository(session).list_all(app.id, active=not inactive)
+
+
 async def list_groups(
     session: AsyncSession,
     app: Application,
@@ -260,7 +268,9 @@ async def add_members(
 
     # A profile deleted while it is added (a deadlock, or its foreign key gone) is a lost race,
     # not a conflict of the client's: the retry resolves the ids again (it is then invalid).
-    return await retry_in_savepoint(session, add)
+    result = await retry_in_savepoint(session, add)
+    count_member_changes(session, added=len(result.successfully_added))
+    return result
 
 
 async def remove_members(
@@ -268,13 +278,13 @@ async def remove_members(
 ) -> None:
     space, ids = _ids_of(change, allow_synonym=True)
 
-    async def remove() -> None:
+    async def remove() -> int:
         group = await _locked_static_group(session, app, group_id)
         repo = MembershipRepository(session)
         resolved, _ = await _resolve(repo, app, space, _dedupe(ids))
-        await repo.remove(group, list(set(resolved.values())))
+        return await repo.remove(group, list(set(resolved.values())))
 
-    await retry_in_savepoint(session, remove)
+    count_member_changes(session, removed=await retry_in_savepoint(session, remove))
 
 
 async def list_members(

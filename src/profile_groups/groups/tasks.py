@@ -33,6 +33,7 @@ CHANGE_PRUNE_BATCH = 10_000
 CHANGES_SECONDS = 5
 
 log = logging.getLogger("profile_groups.incremental")
+scheduler_log = logging.getLogger("profile_groups.scheduler")
 
 
 async def evaluate_group(ctx: dict[str, Any], evaluation_id: str) -> dict[str, Any]:
@@ -87,7 +88,13 @@ async def apply_profile_changes(ctx: dict[str, Any]) -> dict[str, int]:
 async def schedule_evaluations(ctx: dict[str, Any]) -> dict[str, int]:
     """Queue due groups, re-enqueue lost jobs, fail evaluations of dead workers, prune history."""
     wc = worker_state(ctx)
-    return await evaluation.schedule_tick(wc.sessionmaker, ctx["redis"], wc.settings)
+    done = await evaluation.schedule_tick(wc.sessionmaker, ctx["redis"], wc.settings)
+    # A tick runs every 5 s and nearly always finds nothing: only one that acted is worth a line
+    # at INFO (docs/operations.md).
+    scheduler_log.log(
+        logging.INFO if any(done.values()) else logging.DEBUG, "scheduler tick", extra=done
+    )
+    return done
 
 
 async def prune_membership_changes(ctx: dict[str, Any]) -> int:

@@ -7,12 +7,14 @@ from typing import Any, TypeVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from profile_groups.kit import validation
 
 T = TypeVar("T")
 
@@ -76,15 +78,64 @@ def constraint_name(exc: BaseException) -> str | None:
 
 
 class ErrorItem(BaseModel):
-    loc: list[str | int]
-    msg: str
-    type: str
+    """One offending field of a 400 `invalid`."""
+
+    loc: list[str | int] = Field(
+        description="Where the problem is: `body`, `query` or `path`, then the field names and "
+        "list indexes leading to it (for rule trees, the full path inside the tree).",
+        examples=[["body", "rule_tree", "children", 0, "children", 1, "condition"]],
+    )
+    msg: str = Field(
+        description="What is wrong and what is allowed, as a sentence for a person.",
+        examples=["Unknown field 'desciption'; did you mean 'description'?"],
+    )
+    type: str = Field(
+        description="A stable machine-readable kind of problem (`missing`, `extra_forbidden`, "
+        "`string_type`, `unknown_attribute`, ...).",
+        examples=["extra_forbidden"],
+    )
 
 
 class ErrorBody(BaseModel):
-    detail: str
-    error_code: str
-    errors: list[ErrorItem] | None = None
+    """The body of every error response (docs/api.md, "Errors")."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"detail": "Not found.", "error_code": "not_found"},
+                {
+                    "detail": "Invalid input: desciption: Unknown field 'desciption'; did you "
+                    "mean 'description'?",
+                    "error_code": "invalid",
+                    "errors": [
+                        {
+                            "loc": ["body", "desciption"],
+                            "msg": "Unknown field 'desciption'; did you mean 'description'?",
+                            "type": "extra_forbidden",
+                        }
+                    ],
+                },
+            ]
+        }
+    )
+
+    detail: str = Field(description="What went wrong, as a sentence for a person.")
+    error_code: str = Field(
+        description="A stable code for programs: `invalid` (400), `not_authenticated` (401), "
+        "`permission_denied` (403), `not_found` (404), `method_not_allowed` (405), `conflict` "
+        "(409), `too_large` (413), `unsupported_media_type` (415), `throttled` (429), "
+        "`internal` (500), `unavailable` (503).",
+        examples=["not_found"],
+    )
+    errors: list[ErrorItem] | None = Field(
+        default=None,
+        description="400 `invalid` only: every offending field, each with its `loc`.",
+    )
+    request_id: str | None = Field(
+        default=None,
+        description="500 `internal` only: the request id to quote when reporting the problem "
+        "(also in the `X-Request-ID` header of every response).",
+    )
 
 
 class ProfileGroupsError(Exception):
@@ -99,6 +150,11 @@ class ProfileGroupsError(Exception):
 
     def body(self) -> dict[str, Any]:
         return {"detail": self.detail, "error_code": self.error_code}
+
+    @classmethod
+    def example(cls) -> dict[str, Any]:
+        """The body as the OpenAPI document shows it."""
+        return {"detail": cls.default_detail, "error_code": cls.error_code}
 
 
 class BadRequest(ProfileGroupsError):
@@ -116,6 +172,15 @@ class BadRequest(ProfileGroupsError):
 
     def body(self) -> dict[str, Any]:
         return {**super().body(), "errors": self.errors}
+
+    @classmethod
+    def example(cls) -> dict[str, Any]:
+        msg = validation.unknown_field("desciption", ["name", "description"])
+        return {
+            "detail": f"Invalid input: desciption: {msg}",
+            "error_code": cls.error_code,
+            "errors": [{"loc": ["body", "desciption"], "msg": msg, "type": "extra_forbidden"}],
+        }
 
 
 def invalid_field(loc: Sequence[str | int], msg: str, type_: str = "value_error") -> BadRequest:
@@ -205,25 +270,32 @@ def error_response(exc: ProfileGroupsError) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
 
 
-def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
-    items = []
+def _body_model(request: Request) -> Any:
+    """The type a route reads its JSON body into, for the did-you-mean of unknown fields."""
+    body_field = getattr(request.scope.get("route"), "body_field", None)
+    return getattr(getattr(body_field, "field_info", None), "annotation", None)
+
+
+def _validation_errors(request: Request, exc: RequestValidationError) -> list[dict[str, Any]]:
+    """Every error of the request, in our words (kit/validation.py)."""
+    out: list[dict[str, Any]] = []
+    model = _body_model(request)
     for err in exc.errors():
-        msg = str(err.get("msg", "Invalid value."))
-        ctx_error = err.get("ctx", {}).get("error")
+        ctx_error = (err.get("ctx") or {}).get("error")
         if isinstance(ctx_error, BadRequest) and ctx_error.errors:
-            items.extend(ctx_error.errors)
+            out.extend(ctx_error.errors)
             continue
-        items.append({"loc": list(err.get("loc", ())), "msg": msg, "type": str(err.get("type"))})
-    return items
+        out.extend(validation.items([err], model, ("body",)))
+    return out
 
 
 def _validation_detail(items: list[dict[str, Any]]) -> str:
     if any(item["type"] == "json_invalid" for item in items):
         return "Malformed JSON in request body."
     first = items[0] if items else {"loc": [], "msg": "Invalid request."}
-    where = ".".join(str(p) for p in first["loc"] if p != "body") or "request"
+    where = ".".join(str(p) for p in first["loc"] if p != "body")
     more = f" (and {len(items) - 1} more)" if len(items) > 1 else ""
-    return f"Invalid input: {where}: {first['msg']}{more}"
+    return f"Invalid input: {where + ': ' if where else ''}{first['msg']}{more}"
 
 
 def _status_error(status_code: int) -> ProfileGroupsError:
@@ -253,7 +325,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        items = _validation_errors(exc)
+        items = _validation_errors(request, exc)
         if items and all(item["loc"][:1] == ["path"] for item in items):
             # A malformed id in the path names no resource: 404, as an unknown id would.
             return error_response(NotFound())
@@ -316,5 +388,9 @@ def responses(*errors: type[ProfileGroupsError]) -> dict[int | str, dict[str, An
     """OpenAPI `responses=` for a route: each listed error with the contract's body."""
     out: dict[int | str, dict[str, Any]] = {}
     for err in errors:
-        out[err.status_code] = {"model": ErrorBody, "description": err.default_detail}
+        out[err.status_code] = {
+            "model": ErrorBody,
+            "description": err.default_detail,
+            "content": {"application/json": {"example": err.example()}},
+        }
     return out

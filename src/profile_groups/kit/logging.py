@@ -11,7 +11,12 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
 )
 
-_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+# uvicorn passes `color_message` (its message with ANSI colour codes) as an extra: never a field.
+_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 
 
 class JsonFormatter(logging.Formatter):
@@ -43,6 +48,9 @@ def configure_logging(level: str = "INFO") -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    # One access line per request: RequestMiddleware writes it (JSON, with the request id);
+    # uvicorn's own access logger would be a second, plain-text one.
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     # arq logs two lines per job at INFO; the incremental round runs every second, so at INFO
     # they would be most of the log. Job failures are still logged (WARNING and up).
     if logging.getLogger().level > logging.DEBUG:

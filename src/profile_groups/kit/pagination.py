@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Query, Request, Response
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, Field, TypeAdapter
 from sqlalchemy import ColumnElement, Row, Select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -31,10 +31,17 @@ Key = tuple[ColumnElement[Any] | InstrumentedAttribute[Any], str]
 
 
 class Page(BaseModel, Generic[T]):
-    count: int
-    next: str | None
-    previous: str | None
-    results: list[T]
+    """One page of a list (docs/api.md, "Pagination")."""
+
+    count: int = Field(description="The exact number of items in the whole list.")
+    next: str | None = Field(
+        description="The absolute URL of the next page (the same query, with an opaque "
+        "`cursor`); null on the last page."
+    )
+    previous: str | None = Field(
+        description="The absolute URL of the previous page; null on the first page."
+    )
+    results: list[T] = Field(description="The items of this page.")
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Base schemas: timestamps in the contract's format, strict inputs, the batch item error."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -9,16 +10,23 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     PlainSerializer,
     PlainValidator,
     Strict,
+    TypeAdapter,
     WithJsonSchema,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from profile_groups.kit.timestamps import format_timestamp, parse_timestamp
 
+# `format: date-time` in both directions (the serializer alone would document a bare string).
 Timestamp = Annotated[
-    datetime, PlainSerializer(format_timestamp, return_type=str, when_used="json-unless-none")
+    datetime,
+    PlainSerializer(format_timestamp, return_type=str, when_used="json-unless-none"),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
 
 
@@ -44,6 +52,30 @@ InputTimestamp = Annotated[
 # A UUID in a request body: JSON has no UUID type, so its string is read (strict mode would
 # only take a UUID object).
 InputUUID = Annotated[UUID, Strict(False)]
+
+
+# An object of attribute values by key (custom attributes, a profile's attribute values): a
+# datetime is an ISO 8601 string, null is "no value".
+ATTRIBUTE_VALUES: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": {
+        "anyOf": [{"type": "number"}, {"type": "string"}, {"type": "boolean"}, {"type": "null"}]
+    },
+}
+
+
+@dataclass(frozen=True)
+class DocumentedAs:
+    """`Annotated[list[Any], DocumentedAs(list[Item])]`: a field read as raw JSON (checked later,
+    item by item, so one bad item does not sink a batch) and documented as `Item`s in the
+    OpenAPI document, the models becoming components as usual."""
+
+    type_: Any
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return handler(TypeAdapter(self.type_).core_schema)
 
 
 class Schema(BaseModel):

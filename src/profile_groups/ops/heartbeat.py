@@ -2,7 +2,8 @@
 
 - `HeartbeatWorker` is arq's worker that, from its own poll loop, records when it was last seen
   (`HEARTBEAT_KEY`, every `HEARTBEAT_SECONDS`); `/readyz` reports a worker not seen for
-  `WORKER_STALE_SECONDS`.
+  `WORKER_STALE_SECONDS`. It also records it under its host name (`host_key`), so a container's
+  liveness check (`profile-groups worker-alive`) asks about its own worker, not any worker.
 - `supervise` runs a worker and starts a new one, with backoff, whenever it stops on an error:
   always in `run`, and in `worker` only for a dependency that went away (Redis, PostgreSQL); any
   other error is logged and ends `supervise` with status 1, so the process exits non-zero and its
@@ -11,6 +12,7 @@
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -32,13 +34,22 @@ MAX_RESTART_DELAY = 30.0
 _CLOSE_TIMEOUT = 10.0
 
 
+def host_key(host: str | None = None) -> str:
+    """The heartbeat of the workers of one host (a container's hostname is its own)."""
+    return f"{HEARTBEAT_KEY}:{host or socket.gethostname()}"
+
+
 async def record_seen(redis: Any, now: float | None = None) -> None:
-    """Record that a worker is alive now (kept a day, so an old beat still says how old)."""
-    await redis.set(HEARTBEAT_KEY, repr(time.time() if now is None else now), ex=86_400)
+    """Record that a worker (of this host) is alive now (kept a day, so an old beat still says
+    how old)."""
+    value = repr(time.time() if now is None else now)
+    await redis.set(HEARTBEAT_KEY, value, ex=86_400)
+    await redis.set(host_key(), value, ex=86_400)
 
 
-async def last_seen(redis: Any) -> float | None:
-    raw = await redis.get(HEARTBEAT_KEY)
+async def last_seen(redis: Any, host: str | None = None) -> float | None:
+    """When any worker (or, given `host`, a worker of that host) last beat."""
+    raw = await redis.get(HEARTBEAT_KEY if host is None else host_key(host))
     return None if raw is None else float(raw)
 
 

@@ -4,14 +4,16 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
+from profile_groups.ops.metrics import render
+from profile_groups.ops.schemas import Health, NotReady, Readiness
 from profile_groups.ops.service import readiness
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", summary="Liveness: the process is up")
+@router.get("/healthz", response_model=Health, summary="Liveness: the process is up")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -19,7 +21,10 @@ async def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     summary="Readiness: database and Redis reachable, migrations at head, a worker seen",
-    responses={503: {"description": "A dependency is down or migrations are behind."}},
+    response_model=Readiness,
+    responses={
+        503: {"model": NotReady, "description": "A dependency is down or migrations are behind."}
+    },
 )
 async def readyz(request: Request) -> Response:
     checks: dict[str, Any] = await readiness(request.app)
@@ -36,6 +41,13 @@ async def readyz(request: Request) -> Response:
     )
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-async def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
+async def metrics(request: Request) -> Response:
+    """HTTP, ingestion and membership counters of this process, and the domain's state read from
+    PostgreSQL and Redis at each scrape (docs/operations.md)."""
+    return Response(await render(request.app), media_type=CONTENT_TYPE_LATEST)

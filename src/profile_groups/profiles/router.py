@@ -3,7 +3,7 @@
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import Query, Response, status
+from fastapi import Path, Query, Response, status
 
 from profile_groups.applications.auth import AppDep
 from profile_groups.kit.errors import (
@@ -25,6 +25,8 @@ from profile_groups.profiles.schemas import (
 )
 
 router = api_router("profiles")
+
+ProfileId = Annotated[UUID, Path(description="The profile's id.")]
 
 
 @router.post(
@@ -73,7 +75,7 @@ async def list_profiles(
     responses=responses(NotFound),
     summary="Get a profile",
 )
-async def get_profile(profile_id: UUID, app: AppDep, session: SessionDep) -> Any:
+async def get_profile(profile_id: ProfileId, app: AppDep, session: SessionDep) -> Any:
     return await service.get_profile(session, app, profile_id)
 
 
@@ -83,7 +85,11 @@ async def get_profile(profile_id: UUID, app: AppDep, session: SessionDep) -> Any
     responses=responses(NotFound),
     summary="Get a profile by its custom id",
 )
-async def get_profile_by_custom_id(custom_id: str, app: AppDep, session: SessionDep) -> Any:
+async def get_profile_by_custom_id(
+    custom_id: Annotated[str, Path(description="The profile's custom id.")],
+    app: AppDep,
+    session: SessionDep,
+) -> Any:
     return await service.get_profile_by_custom_id(session, app, custom_id)
 
 
@@ -97,7 +103,11 @@ async def get_profile_by_custom_id(custom_id: str, app: AppDep, session: Session
     summary="Create or replace a profile",
 )
 async def replace_profile(
-    profile_id: UUID, data: ProfileReplace, response: Response, app: AppDep, session: SessionDep
+    profile_id: ProfileId,
+    data: ProfileReplace,
+    response: Response,
+    app: AppDep,
+    session: SessionDep,
 ) -> Any:
     """Create the profile with this id (201) or replace it (200). Fields left out are cleared;
     `created_at` is kept unless given. A `custom_id` held by another profile is a 409."""
@@ -113,7 +123,7 @@ async def replace_profile(
     summary="Update a profile",
 )
 async def update_profile(
-    profile_id: UUID, data: ProfileUpdate, app: AppDep, session: SessionDep
+    profile_id: ProfileId, data: ProfileUpdate, app: AppDep, session: SessionDep
 ) -> Any:
     """Partial update: only the fields sent change. `custom_attributes` is merged key by key;
     a key set to `null` is removed."""
@@ -123,10 +133,10 @@ async def update_profile(
 @router.delete(
     "/profiles/{profile_id}/",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=responses(NotFound),
+    responses=responses(NotFound, Conflict),
     summary="Delete a profile",
 )
-async def delete_profile(profile_id: UUID, app: AppDep, session: SessionDep) -> Response:
+async def delete_profile(profile_id: ProfileId, app: AppDep, session: SessionDep) -> Response:
     """The profile, its memberships and its activity go; the `profile_count` of every group it
     was in is updated in the same transaction."""
     await service.delete_profile(session, app, profile_id)

@@ -3,9 +3,11 @@
 from typing import Annotated, Any, Self
 from uuid import UUID
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, WithJsonSchema, model_validator
 
 from profile_groups.kit.schemas import (
+    ATTRIBUTE_VALUES,
+    DocumentedAs,
     InputSchema,
     InputTimestamp,
     InputUUID,
@@ -17,9 +19,16 @@ from profile_groups.kit.schemas import (
 
 CustomId = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 Nickname = Annotated[str, StringConstraints(max_length=255)]
-# Values are checked against the application's definitions in the service (one query per request).
-CustomAttributes = dict[str, Any]
+# Values are checked against the application's definitions in the service (one query per request),
+# so the field is read as any JSON object and documented as the map it must be.
+CustomAttributes = Annotated[dict[str, Any], WithJsonSchema(ATTRIBUTE_VALUES)]
 MAX_BULK = 1000
+CUSTOM_ID = "Your own id for the profile (1-255 characters), unique in the application."
+NICKNAME = "A display name (up to 255 characters)."
+ATTRIBUTES = (
+    "Values of the application's custom attributes (GET /custom-attributes/), by key, each of "
+    "its defined type."
+)
 
 PROFILE_EXAMPLE: dict[str, Any] = {
     "id": "174cc6dd-c1da-42d2-886e-c48b2bf803a8",
@@ -46,11 +55,15 @@ class ProfileCreate(InputSchema):
         }
     }
 
-    id: InputUUID | None = None
-    custom_id: CustomId | None = None
-    nickname: Nickname | None = None
-    custom_attributes: CustomAttributes | None = None
-    created_at: InputTimestamp | None = None
+    id: InputUUID | None = Field(
+        default=None, description="The profile's id when importing; assigned when left out."
+    )
+    custom_id: CustomId | None = Field(default=None, description=CUSTOM_ID)
+    nickname: Nickname | None = Field(default=None, description=NICKNAME)
+    custom_attributes: CustomAttributes | None = Field(default=None, description=ATTRIBUTES)
+    created_at: InputTimestamp | None = Field(
+        default=None, description="When the profile was created, when importing; default now."
+    )
 
     @model_validator(mode="after")
     def _checks(self) -> Self:
@@ -82,10 +95,14 @@ class ProfileUpdate(InputSchema):
         }
     }
 
-    custom_id: CustomId | None = None
-    nickname: Nickname | None = None
-    custom_attributes: CustomAttributes | None = None
-    created_at: InputTimestamp | None = None
+    custom_id: CustomId | None = Field(default=None, description=CUSTOM_ID + " `null` removes it.")
+    nickname: Nickname | None = Field(default=None, description=NICKNAME)
+    custom_attributes: CustomAttributes | None = Field(
+        default=None, description=ATTRIBUTES + " Merged key by key; a key set to `null` is removed."
+    )
+    created_at: InputTimestamp | None = Field(
+        default=None, description="When the profile was created."
+    )
 
     @model_validator(mode="after")
     def _checks(self) -> Self:
@@ -97,11 +114,19 @@ class BulkItem(InputSchema):
     """One item of a bulk upsert: found by `id`, else by `custom_id`; created when not found.
     On update only the fields sent change (`custom_attributes` merged as in PATCH)."""
 
-    id: InputUUID | None = None
-    custom_id: CustomId | None = None
-    nickname: Nickname | None = None
-    custom_attributes: CustomAttributes | None = None
-    created_at: InputTimestamp | None = None
+    id: InputUUID | None = Field(
+        default=None, description="The profile's id: the profile to update, or the new one's id."
+    )
+    custom_id: CustomId | None = Field(
+        default=None, description=CUSTOM_ID + " Finds the profile when `id` is left out."
+    )
+    nickname: Nickname | None = Field(default=None, description=NICKNAME)
+    custom_attributes: CustomAttributes | None = Field(
+        default=None, description=ATTRIBUTES + " Merged key by key on update; `null` removes a key."
+    )
+    created_at: InputTimestamp | None = Field(
+        default=None, description="When the profile was created (new profiles); default now."
+    )
 
     @model_validator(mode="after")
     def _checks(self) -> Self:
@@ -112,6 +137,8 @@ class BulkItem(InputSchema):
 
 
 class ProfileBulk(InputSchema):
+    """Up to 1,000 profiles to create or update."""
+
     model_config = InputSchema.model_config | {
         "json_schema_extra": {
             "examples": [
@@ -129,10 +156,16 @@ class ProfileBulk(InputSchema):
     }
 
     # Items are validated one by one in the service, so one bad item does not sink the batch.
-    profiles: Annotated[list[Any], Field(max_length=MAX_BULK, description="Up to 1,000 profiles.")]
+    profiles: Annotated[
+        list[Any],
+        DocumentedAs(list[BulkItem]),
+        Field(max_length=MAX_BULK, description="Up to 1,000 profiles."),
+    ]
 
 
 class BulkResult(Schema):
+    """The outcome of a bulk upsert."""
+
     model_config = Schema.model_config | {
         "json_schema_extra": {
             "examples": [
@@ -151,17 +184,19 @@ class BulkResult(Schema):
         }
     }
 
-    created: int
-    updated: int
-    errors: list[ItemError]
+    created: int = Field(description="Profiles created.")
+    updated: int = Field(description="Profiles updated.")
+    errors: list[ItemError] = Field(description="Items refused, by index; the others were written.")
 
 
 class Profile(Schema):
+    """A profile: a person groups are made of."""
+
     model_config = Schema.model_config | {"json_schema_extra": {"examples": [PROFILE_EXAMPLE]}}
 
-    id: UUID
-    custom_id: str | None
-    nickname: str | None
-    custom_attributes: dict[str, Any]
-    created_at: Timestamp
-    updated_at: Timestamp
+    id: UUID = Field(description="The profile's id.")
+    custom_id: str | None = Field(description=CUSTOM_ID)
+    nickname: str | None = Field(description=NICKNAME)
+    custom_attributes: CustomAttributes = Field(description=ATTRIBUTES)
+    created_at: Timestamp = Field(description="When the profile was created.")
+    updated_at: Timestamp = Field(description="When the profile last changed.")

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from profile_groups.attributes.service import types_of
 from profile_groups.groups.repositories.membership import MembershipRepository
+from profile_groups.kit import validation
 from profile_groups.kit.errors import BadRequest, NotFound, found, invalid_field
 from profile_groups.kit.numbers import is_finite_number
 from profile_groups.kit.pagination import Paged, PageRequest, paginate
@@ -223,10 +224,9 @@ async def delete_profile(session: AsyncSession, app: Application, profile_id: UU
 
 def _item_detail(exc: ValidationError) -> str:
     parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"])
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        parts.append(f"{where}: {msg}" if where else msg)
+    for item in validation.items(exc.errors(), BulkItem):
+        where = ".".join(str(p) for p in item["loc"])
+        parts.append(f"{where}: {item['msg']}" if where else item["msg"])
     return "; ".join(parts)
 
 

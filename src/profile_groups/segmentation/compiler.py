@@ -16,6 +16,7 @@ Every value from the client is a bound parameter; no SQL text is built from inpu
 * Rolling windows (`window_days`, `within_last_x_days`) are measured from the context's `as_of`.
 """
 
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -44,18 +45,45 @@ from profile_groups.segmentation.rules import NEGATIONS, Group, Leaf, Node
 Expr = ColumnElement[Any]
 
 
+@dataclass(frozen=True)
+class CompiledNode:
+    """One node of a tree compiled over a context: its boolean SQL and, for a leaf, the SQL of
+    the value its condition reads (strings through NULLIF, so an empty string reads NULL).
+
+    `compile_tree` is the root's `predicate`, so whatever selects these columns (the
+    explanation of one profile) evaluates exactly what evaluations evaluate.
+    """
+
+    node: Node
+    predicate: ColumnElement[bool]
+    actual: Expr | None = None
+    children: tuple["CompiledNode", ...] = ()
+
+
+def compile_nodes(node: Node, ctx: AttributeContext) -> CompiledNode:
+    """Every node of a parsed tree compiled; call before `ctx.from_clause()` (it registers
+    windows)."""
+    if isinstance(node, Group):
+        children = tuple(compile_nodes(child, ctx) for child in node.children)
+        parts = [child.predicate for child in children]
+        predicate = and_(*parts) if node.operator == "AND" else or_(*parts)
+        return CompiledNode(node, predicate, children=children)
+    x = _read(node, ctx)
+    return CompiledNode(node, _leaf(node, x, ctx), actual=x)
+
+
 def compile_tree(node: Node, ctx: AttributeContext) -> ColumnElement[bool]:
     """The boolean SQL of a parsed tree. Call before `ctx.from_clause()` (it registers windows)."""
-    if isinstance(node, Group):
-        parts = [compile_tree(child, ctx) for child in node.children]
-        return and_(*parts) if node.operator == "AND" else or_(*parts)
-    return _leaf(node, ctx)
+    return compile_nodes(node, ctx).predicate
 
 
-def _leaf(leaf: Leaf, ctx: AttributeContext) -> ColumnElement[bool]:
+def _read(leaf: Leaf, ctx: AttributeContext) -> Expr:
+    """The value a leaf's condition reads: NULL when it has none (strings: also '')."""
     x = ctx.value(leaf.attribute, leaf.window_days)
-    if leaf.attribute.data_type == "string":
-        x = func.nullif(x, "")
+    return func.nullif(x, "") if leaf.attribute.data_type == "string" else x
+
+
+def _leaf(leaf: Leaf, x: Expr, ctx: AttributeContext) -> ColumnElement[bool]:
     positive = NEGATIONS.get(leaf.condition)
     if leaf.condition in ("is_empty", "is_not_empty"):
         # is_empty(true) / is_not_empty(false): no value; the other two: a value.

@@ -1,5 +1,7 @@
-"""The one statement segmentation runs itself: the preview of a tree's matching set (read-only)."""
+"""The statements segmentation runs itself (read-only): the preview of a tree's matching set and
+the explanation of one profile."""
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Integer, Row, bindparam, func
@@ -25,3 +27,12 @@ async def preview(
     )
     rows = list((await session.execute(stmt)).all())
     return (int(rows[0].total) if rows else 0), rows
+
+
+async def explain(
+    session: AsyncSession, ctx: AttributeContext, columns: Sequence[ColumnElement[Any]]
+) -> Row[Any] | None:
+    """`columns` (every node's result and leaf value) for the one profile `ctx` is restricted
+    to; None when the application has no such profile."""
+    row: Row[Any] | None = (await session.execute(ctx.select(*columns))).first()
+    return row

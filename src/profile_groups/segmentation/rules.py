@@ -6,8 +6,6 @@ problem is reported once, at its full path inside the tree, in words that name w
 (the attribute's conditions, the expected value type, the key that was probably meant).
 """
 
-import difflib
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -22,6 +20,8 @@ from profile_groups.attributes.registry import (
     Condition,
     resolve,
 )
+from profile_groups.kit.numbers import is_finite_number
+from profile_groups.kit.suggest import closest
 from profile_groups.kit.timestamps import parse_timestamp
 
 Operator = Literal["AND", "OR"]
@@ -126,8 +126,7 @@ class _Walker:
 
     @staticmethod
     def _suggest(word: str, options: Iterable[str]) -> str | None:
-        matches = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-        return matches[0] if matches else None
+        return closest(word, options)
 
     def _resembles(self, raw: dict[str, Any], keys: Sequence[str]) -> int:
         return sum(1 for k in raw if self._suggest(str(k), keys))
@@ -152,7 +151,7 @@ class _Walker:
         if key in raw:
             return False
         if key not in meant:
-            self.error((*loc, key), "Field required.", "missing")
+            self.error((*loc, key), "This field is required.", "missing")
         return True
 
     def group(self, raw: dict[str, Any], loc: Loc, depth: int) -> Group | None:
@@ -334,9 +333,15 @@ class _Walker:
 
     def _scalar(self, raw: Any, where: Loc, dtype: str, what: str) -> tuple[Any, bool]:
         if dtype == "number":
-            if _is_number(raw):
+            # Finite as a double, as every number the API takes (docs/api.md): 10^400 written
+            # out as digits is no more a number here than NaN is.
+            if is_finite_number(raw):
                 return _decimal(raw), True
-            return self._bad(where, f"Expected a number {what}.", "number_type")
+            return self._bad(
+                where,
+                f"Expected a number {what} (finite: within the range of a double).",
+                "number_type",
+            )
         if dtype == "string":
             # PostgreSQL text cannot hold NUL, so such a value could never match anything stored.
             if isinstance(raw, str) and len(raw) <= MAX_STRING_LENGTH and "\x00" not in raw:
@@ -366,14 +371,6 @@ class _Walker:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, int):
-        return True
-    return isinstance(value, float) and math.isfinite(value)
 
 
 def _decimal(value: int | float) -> Decimal:

@@ -17,13 +17,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from profile_groups.attributes.expressions import AttributeContext
 from profile_groups.attributes.registry import AttributeDef
-from profile_groups.attributes.service import catalogue
+from profile_groups.attributes.service import catalogue, json_value
 from profile_groups.kit.errors import QUERY_CANCELED, BadRequest, Unavailable, sqlstate
 from profile_groups.kit.repository import clock, set_statement_timeout
 from profile_groups.segmentation import repository
-from profile_groups.segmentation.compiler import compile_tree
+from profile_groups.segmentation.compiler import CompiledNode, compile_nodes, compile_tree
 from profile_groups.segmentation.rules import ParsedTree, parse_rule_tree, windows_of
-from profile_groups.segmentation.schemas import Preview, PreviewProfile
+from profile_groups.segmentation.schemas import (
+    ExplainedGroup,
+    ExplainedLeaf,
+    ExplainedNode,
+    Preview,
+    PreviewProfile,
+    TreeExplanation,
+)
 
 BODY_LOC: tuple[str, ...] = ("body", "rule_tree")
 
@@ -50,6 +57,14 @@ class CheckedTree:
         with the context whose `select()` reads it."""
         ctx = _context(application_id, as_of, [self])
         return ctx, compile_tree(self.parsed.root, ctx)
+
+    def compile_for(
+        self, application_id: UUID, as_of: datetime, profile_id: UUID
+    ) -> tuple[AttributeContext, CompiledNode]:
+        """Every node of the tree compiled over one profile (windows included) at `as_of`: the
+        same compiler and context as an incremental evaluation restricted to that profile."""
+        ctx = _context(application_id, as_of, [self], [profile_id])
+        return ctx, compile_nodes(self.parsed.root, ctx)
 
     def matching(self, application_id: UUID, as_of: datetime) -> Select[Any]:
         """The query of the profiles the tree holds for at `as_of`: one `profile_id` column."""
@@ -175,3 +190,64 @@ async def preview(
         sample=[PreviewProfile(id=r.id, nickname=r.nickname, custom_id=r.custom_id) for r in rows],
         as_of=as_of,
     )
+
+
+# Explanation -------------------------------------------------------------------------------
+
+
+def _preorder(node: CompiledNode) -> list[CompiledNode]:
+    out = [node]
+    for child in node.children:
+        out.extend(_preorder(child))
+    return out
+
+
+async def explain(
+    session: AsyncSession,
+    application_id: UUID,
+    checked: CheckedTree,
+    tree: Any,
+    profile_id: UUID,
+    as_of: datetime,
+) -> TreeExplanation | None:
+    """Every node of `tree` (as stored; `checked` is its checked form) evaluated for one profile
+    at `as_of` in ONE statement; None when the application has no such profile.
+
+    Each node's result is its compiled predicate with NULL read as false, as an evaluation reads
+    it (`matching_many`); without NOT, NULL and false are interchangeable inside the tree, so the
+    children's results combine into their parent's. `matches` is the root's predicate itself.
+    """
+    ctx, root = checked.compile_for(application_id, as_of, profile_id)
+    nodes = _preorder(root)
+    columns: list[ColumnElement[Any]] = []
+    for i, node in enumerate(nodes):
+        columns.append(func.coalesce(node.predicate, false()).label(f"r{i}"))
+        if node.actual is not None:
+            columns.append(node.actual.label(f"a{i}"))
+    row = await repository.explain(session, ctx, columns)
+    if row is None:
+        return None
+    values = row._mapping
+    index = {id(node): i for i, node in enumerate(nodes)}
+
+    def annotate(raw: dict[str, Any], node: CompiledNode) -> ExplainedNode:
+        i = index[id(node)]
+        result = bool(values[f"r{i}"])
+        if node.actual is None:
+            return ExplainedGroup(
+                operator=raw["operator"],
+                result=result,
+                children=[
+                    annotate(c, n) for c, n in zip(raw["children"], node.children, strict=True)
+                ],
+            )
+        return ExplainedLeaf(
+            attribute=raw["attribute"],
+            condition=raw["condition"],
+            value=raw["value"],
+            window_days=raw.get("window_days"),
+            actual=json_value(values[f"a{i}"]),
+            result=result,
+        )
+
+    return TreeExplanation(as_of=as_of, matches=bool(values["r0"]), tree=annotate(tree, root))

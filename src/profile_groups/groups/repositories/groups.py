@@ -59,6 +59,18 @@ class GroupRepository:
             stmt = stmt.where(ProfileGroup.attributes.contains([wanted]))
         return stmt
 
+    async def list_all(self, application_id: UUID, *, active: bool) -> Sequence[ProfileGroup]:
+        """CLI: an application's active or inactive groups, oldest first (inactive ones are
+        invisible to the API, so this is how a deactivated group is found)."""
+        stmt = (
+            select(ProfileGroup)
+            .where(
+                ProfileGroup.application_id == application_id, ProfileGroup.is_active.is_(active)
+            )
+            .order_by(ProfileGroup.created_at, ProfileGroup.id)
+        )
+        return (await self.session.scalars(stmt)).all()
+
     def add(self, group: ProfileGroup) -> ProfileGroup:
         self.session.add(group)
         return group
