@@ -202,12 +202,7 @@ async def test_bad_queries_are_400(api: Api) -> None:
         ("/members/", {"as_of": "2000-01-01T00:00:00Z"}, "as_of"),
         ("/members/", {"as_of": format_timestamp(datetime.now(UTC) + timedelta(days=1))}, "as_of"),
         ("/size-history/", {"interval": "week"}, "interval"),
-        ("/size-history/", {"since": "2000-01-01T00:00:00Z"}, "since"),
-        (
-            "/size-history/",
-            {"interval": "hour", "since": format_timestamp(datetime.now(UTC) - timedelta(days=60))},
-            "since",
-        ),
+        ("/size-history/", {"until": "2000-01-01T00:00:00Z"}, "since"),  # since after until
     ]:
         r = await api.get(base + path, params=params)
         assert r.status_code == 400, (path, params, r.text)
@@ -280,6 +275,10 @@ async def test_members_as_of_and_size_history_follow_a_recorded_timeline(
     )
     days = [day0 + timedelta(days=d) for d in (0, 0, 1, 2, 3, 3)]
     # Ids in commit order: a+, b+ (one statement), b-, c+, a-, b+.
+    async with sessionmaker() as session:
+        started = (
+            await session.execute(text("SELECT started_at FROM membership_change_log"))
+        ).scalar_one()
     await set_occurred(sessionmaker, group, days)
     await api.delete(f"/profiles/{c['id']}/")  # day 5 (now): c leaves by deletion
 
@@ -334,9 +333,10 @@ async def test_members_as_of_and_size_history_follow_a_recorded_timeline(
         )
     r = await api.get(path, params={"as_of": ts(day0)})
     assert r.status_code == 400 and r.json()["errors"][0]["loc"] == ["query", "as_of"]
+    assert ts(days[2]) in r.json()["detail"]
     async with sessionmaker() as session, session.begin():
         await session.execute(
-            text("UPDATE membership_change_log SET started_at = now() - interval '1 year'")
+            text("UPDATE membership_change_log SET started_at = :t"), {"t": started}
         )
 
 
@@ -392,3 +392,37 @@ async def test_a_profiles_group_history(api: Api, sessionmaker: AsyncSessionMake
     r5 = await api.client.get(f"{base}/profile-groups/{g2}/changes/", headers=own)
     assert r5.status_code == 403
     assert (await api.get("/profile-by-custom-id/nobody/group-history/")).status_code == 404
+
+
+async def test_size_history_is_clipped_to_what_the_log_covers_and_capped(
+    api: Api, sessionmaker: AsyncSessionMaker
+) -> None:
+    group = await static_group(api)
+    url = f"/profile-groups/{group}/size-history/"
+    async with sessionmaker() as session, session.begin():
+        started = (
+            await session.execute(text("SELECT started_at FROM membership_change_log"))
+        ).scalar_one()
+    # Before the log began (or the retention horizon): the rows start at the interval holding
+    # the earliest instant it covers, not earlier.
+    r = await api.get(url, params={"since": "2000-01-01T00:00:00Z", "interval": "day"})
+    assert r.status_code == 200, r.text
+    earliest = max(started, datetime.now(UTC) - timedelta(days=90))
+    assert r.json()["results"][0]["at"] == format_timestamp(
+        earliest.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    )
+    assert {x["profile_count"] for x in r.json()["results"]} == {0}
+    # More than 1,000 intervals: refused, naming the limit.
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            text("UPDATE membership_change_log SET started_at = now() - interval '1 year'")
+        )
+    since = format_timestamp(datetime.now(UTC) - timedelta(days=60))
+    r = await api.get(url, params={"since": since, "interval": "hour"})
+    assert r.status_code == 400 and "1000" in r.json()["detail"], r.text
+    r = await api.get(url, params={"since": since, "interval": "day"})
+    assert r.status_code == 200 and len(r.json()["results"]) == 61
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            text("UPDATE membership_change_log SET started_at = :t"), {"t": started}
+        )

@@ -161,10 +161,9 @@ async def size_history(
     now = await _now(session)
     earliest = await _known_since(session, now, retention_days)
     end = min(until_at or now, now)
-    if since_at is None:
-        since_at = max(end - DEFAULT_SPAN[interval], earliest)
-    elif since_at < earliest:
-        raise _too_early("since", earliest)
+    # Intervals the log cannot answer for are left out rather than invented: `since` (given or
+    # by default) is clipped to the earliest instant it covers.
+    since_at = max(since_at or end - DEFAULT_SPAN[interval], earliest)
     if since_at > end:
         raise invalid_field(["query", "since"], "'since' is after 'until'.")
     step = STEP[interval]
