@@ -387,7 +387,7 @@ async def _apply(
         # the diff itself ran.
         await set_local(s, "jit", "off")
         counts = await MembershipRepository(s).replace(
-            locked.group, matched_in(MATCHES_TABLE, index), as_of
+            locked.group, matched_in(MATCHES_TABLE, index), as_of, evaluation.id
         )
         return await EvaluationRepository(s).finish(evaluation.id, locked.ruleset_id, as_of, counts)
 

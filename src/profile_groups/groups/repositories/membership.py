@@ -3,7 +3,10 @@
 The invariant it keeps: a group's `profile_count` equals its number of membership rows, in every
 committed state. Every statement here that adds or removes memberships updates the count in the
 same transaction; nothing else in the code base writes either (profile deletion, static member
-changes and evaluations all come here).
+changes and evaluations all come here). It is also the only writer of the change log
+(`membership_changes`, docs/changes.md): every statement that adds or removes memberships
+records each entry and exit in the same statement (a data-modifying CTE over the RETURNING rows),
+while holding the row locks of the groups it writes, which is what orders the log's ids.
 
 Lock order. An evaluation (full or incremental) of a group first takes the group's advisory lock
 (`evaluation_locks`): full evaluations hold it, per group, from before their shared pass until
@@ -28,6 +31,8 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
+    CTE,
+    CompoundSelect,
     DateTime,
     Row,
     Select,
@@ -44,13 +49,16 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from profile_groups.kit.repository import text_array, uuid_array, uuid_value
 from profile_groups.models import GroupMembership, Profile, ProfileGroup
+from profile_groups.models.changes import membership_changes
 
 _GM = GroupMembership
+_TS = DateTime(timezone=True)
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,87 @@ class DiffCounts:
 def _lock_key(group_id: Any) -> Any:
     # One bigint per group, in a namespace of its own.
     return func.hashtextextended(literal("profile_group_evaluation:") + cast(group_id, Text), 0)
+
+
+def _moves(
+    application_id: UUID,
+    source: Any,
+    group_id: Any,
+    profile_id: Any,
+    change: str,
+    member_since: Any,
+    occurred_at: Any,
+    custom_id: Any = None,
+) -> Select[Any]:
+    """Change-log rows (group_id, profile_id, custom_id, change, member_since, occurred_at) of
+    one kind, from the RETURNING rows of an insert or delete (`source`).
+
+    `custom_id` when the statement already has it (a full evaluation's matching set carries it);
+    otherwise it is read from the profile, one primary-key probe per row: never a hash join
+    over the application's profiles, whatever the planner thinks the row count is.
+    """
+    if custom_id is None:
+        custom_id = (
+            select(Profile.custom_id)
+            .where(Profile.application_id == uuid_value(application_id), Profile.id == profile_id)
+            .scalar_subquery()
+        )
+    return select(
+        group_id.label("group_id"),
+        profile_id.label("profile_id"),
+        custom_id.label("custom_id"),
+        literal(change).label("change"),
+        member_since.label("member_since"),
+        occurred_at.label("occurred_at"),
+    ).select_from(source)
+
+
+def _logged(
+    application_id: UUID,
+    moves: Select[Any] | CompoundSelect[Any],
+    reason: str,
+    evaluation_id: UUID | None = None,
+) -> CTE:
+    """A data-modifying CTE recording `moves` (`_moves` rows, read from the RETURNING of the
+    statement's own insert and delete CTEs) in the change log (docs/changes.md).
+
+    It runs inside the statement that changes the memberships, whose transaction holds the row
+    locks of every group it writes: the ids it draws from the log's one sequence therefore come
+    after those of every earlier writer of those groups, which committed before the lock was
+    granted. That is the `after` cursor's guarantee; nothing may record a change otherwise.
+    """
+    m = moves.subquery("moves")
+    return (
+        insert(membership_changes)
+        .from_select(
+            [
+                "application_id",
+                "group_id",
+                "profile_id",
+                "custom_id",
+                "change",
+                "reason",
+                "evaluation_id",
+                "occurred_at",
+                "member_since",
+            ],
+            select(
+                uuid_value(application_id),
+                m.c.group_id,
+                m.c.profile_id,
+                m.c.custom_id,
+                m.c.change,
+                literal(reason),
+                literal(evaluation_id, PG_UUID(as_uuid=True)),
+                m.c.occurred_at,
+                m.c.member_since,
+            ),
+        )
+        .cte("logged")
+    )
+
+
+_NO_TIME = literal(None, _TS)
 
 
 class MembershipRepository:
@@ -163,34 +252,71 @@ class MembershipRepository:
     # Static members (the caller holds the group row lock) -----------------------------------
 
     async def add(self, group: ProfileGroup, profile_ids: Sequence[UUID]) -> set[UUID]:
-        """Insert memberships in one statement; returns the ids that were not members yet."""
+        """Insert memberships and record their entries (reason `manual`) in one statement;
+        returns the ids that were not members yet.
+
+        A membership begins at the statement's start (not the transaction's), which is after
+        the group's row lock was granted: entries and exits of one group get times in the order
+        of their ids (docs/changes.md)."""
         if not profile_ids:
             return set()
         pid = func.unnest(uuid_array(sorted(profile_ids))).column_valued("pid")
-        stmt = (
+        added = (
             insert(_GM)
             .from_select(
-                ["group_id", "profile_id", "application_id"],
-                select(uuid_value(group.id), pid, uuid_value(group.application_id)),
+                ["group_id", "profile_id", "application_id", "created_at"],
+                select(
+                    uuid_value(group.id),
+                    pid,
+                    uuid_value(group.application_id),
+                    func.statement_timestamp(),
+                ),
             )
             .on_conflict_do_nothing()
-            .returning(_GM.profile_id)
+            .returning(_GM.group_id, _GM.profile_id, _GM.created_at)
+            .cte("added")
         )
+        app = group.application_id
+        entries = _moves(
+            app,
+            added,
+            added.c.group_id,
+            added.c.profile_id,
+            "entered",
+            _NO_TIME,
+            added.c.created_at,
+        )
+        logged = _logged(app, entries, "manual")
+        stmt = select(added.c.profile_id).add_cte(logged)
         inserted = set((await self.session.execute(stmt)).scalars())
         await self._add_to_count(group.id, len(inserted))
         return inserted
 
     async def remove(self, group: ProfileGroup, profile_ids: Sequence[UUID]) -> int:
+        """Delete memberships and record their exits (reason `manual`) in one statement."""
         if not profile_ids:
             return 0
-        stmt = (
+        removed = (
             delete(_GM)
             .where(_GM.group_id == group.id, _GM.profile_id == any_(uuid_array(profile_ids)))
-            .returning(_GM.profile_id)
+            .returning(_GM.group_id, _GM.profile_id, _GM.created_at)
+            .cte("removed")
         )
-        removed = len((await self.session.execute(stmt)).all())
-        await self._add_to_count(group.id, -removed)
-        return removed
+        app = group.application_id
+        exits = _moves(
+            app,
+            removed,
+            removed.c.group_id,
+            removed.c.profile_id,
+            "exited",
+            removed.c.created_at,
+            func.statement_timestamp(),
+        )
+        logged = _logged(app, exits, "manual")
+        stmt = select(func.count()).select_from(removed).add_cte(logged)
+        count = int((await self.session.execute(stmt)).scalar_one())
+        await self._add_to_count(group.id, -count)
+        return count
 
     async def _add_to_count(self, group_id: UUID, delta: int) -> None:
         if delta:
@@ -207,15 +333,21 @@ class MembershipRepository:
         group: ProfileGroup,
         matching: Select[Any],
         as_of: datetime,
+        evaluation_id: UUID | None = None,
     ) -> DiffCounts:
-        """Make the group's members exactly the profiles `matching` selects (one `profile_id`
-        column), in ONE statement (a full evaluation; incremental ones use `replace_among`).
+        """Make the group's members exactly the profiles `matching` selects (a `profile_id`
+        column, and `custom_id` if it has it), in ONE statement (a full evaluation; incremental
+        ones use `replace_among`).
 
         The matching set is computed once (a materialized CTE) and FULL JOINed with the group's
         current members: that join (hash or merge, never a nested loop) yields exactly the
         profiles to add and to remove. Memberships that no longer match are deleted, new ones
         inserted with created_at = as_of, and those that stay are not touched, so they keep
         their created_at. profile_count is set to the matched count in the same transaction.
+        Every entry and exit is recorded in the change log by the same statement (reason
+        `evaluation`, `evaluation_id`, at `as_of`); an entry's custom_id comes with the diff
+        (a hash join of the inserted rows with it, both large only when the matching set is),
+        so a first evaluation adding many members never probes the profiles again for it.
 
         The inserts read only the diff, never group_memberships itself: a NOT EXISTS probe of the
         table being inserted into can be planned as a per-row scan that also reads every row the
@@ -229,8 +361,10 @@ class MembershipRepository:
             .prefix_with("MATERIALIZED")
         )
         m, c = matched.c.profile_id, current.c.profile_id
+        carried = "custom_id" in matched.c
+        known = [matched.c.custom_id.label("custom_id")] if carried else []
         diff = (
-            select(func.coalesce(m, c).label("profile_id"), c.is_(None).label("is_new"))
+            select(func.coalesce(m, c).label("profile_id"), *known, c.is_(None).label("is_new"))
             .select_from(matched.join(current, c == m, full=True))
             .where(or_(m.is_(None), c.is_(None)))
             .cte("diff")
@@ -243,9 +377,10 @@ class MembershipRepository:
                 _GM.profile_id == diff.c.profile_id,
                 diff.c.is_new.is_(False),
             )
-            .returning(_GM.profile_id)
+            .returning(_GM.group_id, _GM.profile_id, _GM.created_at)
             .cte("removed")
         )
+        at = literal(as_of, _TS)
         added = (
             insert(_GM)
             .from_select(
@@ -254,18 +389,44 @@ class MembershipRepository:
                     uuid_value(group.id),
                     diff.c.profile_id,
                     uuid_value(group.application_id),
-                    literal(as_of, DateTime(timezone=True)),
+                    at,
                 ).where(diff.c.is_new.is_(True)),
             )
             .on_conflict_do_nothing()
-            .returning(_GM.profile_id)
+            .returning(_GM.group_id, _GM.profile_id)
             .cte("added")
         )
+        app = group.application_id
+        if carried:
+            entries = _moves(
+                app,
+                added.join(diff, diff.c.profile_id == added.c.profile_id),
+                added.c.group_id,
+                added.c.profile_id,
+                "entered",
+                _NO_TIME,
+                at,
+                diff.c.custom_id,
+            )
+        else:
+            entries = _moves(
+                app, added, added.c.group_id, added.c.profile_id, "entered", _NO_TIME, at
+            )
+        exits = _moves(
+            app,
+            removed,
+            removed.c.group_id,
+            removed.c.profile_id,
+            "exited",
+            removed.c.created_at,
+            at,
+        )
+        logged = _logged(app, union_all(entries, exits), "evaluation", evaluation_id)
         stmt = select(
             select(func.count()).select_from(matched).scalar_subquery().label("matched"),
             select(func.count()).select_from(added).scalar_subquery().label("added"),
             select(func.count()).select_from(removed).scalar_subquery().label("removed"),
-        )
+        ).add_cte(logged)
         row = (await self.session.execute(stmt)).one()
         counts = DiffCounts(int(row.matched), int(row.added), int(row.removed))
         await self.session.execute(
@@ -285,7 +446,8 @@ class MembershipRepository:
         """An incremental update of many groups in ONE statement (the caller holds their row
         locks): among `profile_ids` only, make the members of `groups[i]` exactly the profiles
         whose column `m<i>` of `matching` (profile_id, m0, m1, ...) is true; every group's
-        profile_count moves by its difference. Returns the counts of the groups that changed.
+        profile_count moves by its difference, and every entry and exit is recorded in the
+        change log (reason `activity`, at `as_of`). Returns the counts of the groups that changed.
         """
         if not groups or not profile_ids:
             return {}
@@ -352,9 +514,10 @@ class MembershipRepository:
                 _GM.profile_id == diff.c.profile_id,
                 diff.c.is_new.is_(False),
             )
-            .returning(_GM.group_id)
+            .returning(_GM.group_id, _GM.profile_id, _GM.created_at)
             .cte("removed")
         )
+        at = literal(as_of, _TS)
         added = (
             insert(_GM)
             .from_select(
@@ -363,13 +526,25 @@ class MembershipRepository:
                     diff.c.group_id,
                     diff.c.profile_id,
                     uuid_value(groups[0].application_id),
-                    literal(as_of, DateTime(timezone=True)),
+                    at,
                 ).where(diff.c.is_new.is_(True)),
             )
             .on_conflict_do_nothing()
-            .returning(_GM.group_id)
+            .returning(_GM.group_id, _GM.profile_id)
             .cte("added")
         )
+        app = groups[0].application_id
+        entries = _moves(app, added, added.c.group_id, added.c.profile_id, "entered", _NO_TIME, at)
+        exits = _moves(
+            app,
+            removed,
+            removed.c.group_id,
+            removed.c.profile_id,
+            "exited",
+            removed.c.created_at,
+            at,
+        )
+        logged = _logged(app, union_all(entries, exits), "activity")
         moves = union_all(
             select(added.c.group_id, literal(1).label("added"), literal(0).label("removed")),
             select(removed.c.group_id, literal(0), literal(1)),
@@ -390,7 +565,7 @@ class MembershipRepository:
             .returning(ProfileGroup.id)
             .cte("counted")
         )
-        stmt = select(deltas.c.group_id, deltas.c.added, deltas.c.removed).add_cte(counted)
+        stmt = select(deltas.c.group_id, deltas.c.added, deltas.c.removed).add_cte(counted, logged)
         return {
             row.group_id: DiffCounts(0, int(row.added), int(row.removed))
             for row in await self.session.execute(stmt)
@@ -399,7 +574,8 @@ class MembershipRepository:
     # Group and profile deletion -------------------------------------------------------------
 
     async def remove_group(self, group: ProfileGroup) -> None:
-        """Before a group is deleted (the caller holds its row lock): all its memberships."""
+        """Before a group is deleted (the caller holds its row lock): all its memberships.
+        No per-member change is recorded: the group's deletion is the event (docs/changes.md)."""
         await self.session.execute(delete(_GM).where(_GM.group_id == group.id))
 
     async def remove_profile(self, application_id: UUID, profile_id: UUID) -> bool:
@@ -425,16 +601,29 @@ class MembershipRepository:
             .order_by(ProfileGroup.id)
             .with_for_update()
         )
-        # A fresh snapshot now that the groups are locked: exactly the memberships that exist.
+        # A fresh snapshot now that the groups are locked: exactly the memberships that exist,
+        # all in groups locked above (new ones would need the profile row this transaction
+        # holds), so the exits recorded here come after every earlier change of those groups.
         gone = (
             delete(_GM)
             .where(_GM.application_id == application_id, _GM.profile_id == profile_id)
-            .returning(_GM.group_id)
+            .returning(_GM.group_id, _GM.profile_id, _GM.created_at)
             .cte("gone")
         )
+        exits = _moves(
+            application_id,
+            gone,
+            gone.c.group_id,
+            gone.c.profile_id,
+            "exited",
+            gone.c.created_at,
+            func.statement_timestamp(),
+        )
+        logged = _logged(application_id, exits, "profile_deleted")
         await self.session.execute(
             update(ProfileGroup)
             .where(ProfileGroup.id.in_(select(gone.c.group_id)))
             .values(profile_count=ProfileGroup.profile_count - 1)
+            .add_cte(logged)
         )
         return True
