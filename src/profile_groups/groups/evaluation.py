@@ -379,9 +379,6 @@ async def _apply(
             return None
         await set_statement_timeout(s, timeout_ms)
         await set_local(s, "work_mem", EVALUATION_WORK_MEM)
-        # No array parameters here: let PostgreSQL cache the plans of the per-row foreign-key
-        # checks of the inserted memberships instead of re-planning each one.
-        await set_local(s, "plan_cache_mode", "auto")
         # The diff's row estimates are wild (no statistics for the temporary table), which
         # turned JIT on: at 1,000,000 profiles it compiled for 0.5 s per group, about as long as
         # the diff itself ran.

@@ -154,6 +154,23 @@ def _logged(
 _NO_TIME = literal(None, _TS)
 
 
+def _existing(rows: Select[Any], application_id: UUID, profile_id: Any) -> Select[Any]:
+    """The memberships about to be inserted, `rows`, for profiles that still exist, each profile
+    locked FOR KEY SHARE until commit: the foreign key to profiles, set-based.
+
+    Memberships have no foreign key to profiles (migration 0010): its per-row check was about
+    half of an evaluation's insert time. This join does what it did. A profile deleted after the
+    matching set was computed is skipped (the lock finds the row gone) instead of failing the
+    statement, and a deletion that comes later waits for this transaction (its FOR UPDATE
+    conflicts with the KEY SHARE), then removes the memberships this one committed
+    (`remove_profile`).
+    """
+    return rows.join(
+        Profile,
+        and_(Profile.application_id == uuid_value(application_id), Profile.id == profile_id),
+    ).with_for_update(read=True, key_share=True, of=Profile)
+
+
 class MembershipRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -265,11 +282,15 @@ class MembershipRepository:
             insert(_GM)
             .from_select(
                 ["group_id", "profile_id", "application_id", "created_at"],
-                select(
-                    uuid_value(group.id),
+                _existing(
+                    select(
+                        uuid_value(group.id),
+                        pid,
+                        uuid_value(group.application_id),
+                        func.statement_timestamp(),
+                    ),
+                    group.application_id,
                     pid,
-                    uuid_value(group.application_id),
-                    func.statement_timestamp(),
                 ),
             )
             .on_conflict_do_nothing()
@@ -343,7 +364,7 @@ class MembershipRepository:
         current members: that join (hash or merge, never a nested loop) yields exactly the
         profiles to add and to remove. Memberships that no longer match are deleted, new ones
         inserted with created_at = as_of, and those that stay are not touched, so they keep
-        their created_at. profile_count is set to the matched count in the same transaction.
+        their created_at. profile_count is set to the new member count in the same transaction.
         Every entry and exit is recorded in the change log by the same statement (reason
         `evaluation`, `evaluation_id`, at `as_of`); an entry's custom_id comes with the diff
         (a hash join of the inserted rows with it, both large only when the matching set is),
@@ -385,12 +406,16 @@ class MembershipRepository:
             insert(_GM)
             .from_select(
                 ["group_id", "profile_id", "application_id", "created_at"],
-                select(
-                    uuid_value(group.id),
+                _existing(
+                    select(
+                        uuid_value(group.id),
+                        diff.c.profile_id,
+                        uuid_value(group.application_id),
+                        at,
+                    ).where(diff.c.is_new.is_(True)),
+                    group.application_id,
                     diff.c.profile_id,
-                    uuid_value(group.application_id),
-                    at,
-                ).where(diff.c.is_new.is_(True)),
+                ),
             )
             .on_conflict_do_nothing()
             .returning(_GM.group_id, _GM.profile_id)
@@ -423,12 +448,15 @@ class MembershipRepository:
         )
         logged = _logged(app, union_all(entries, exits), "evaluation", evaluation_id)
         stmt = select(
-            select(func.count()).select_from(matched).scalar_subquery().label("matched"),
+            select(func.count()).select_from(current).scalar_subquery().label("current"),
             select(func.count()).select_from(added).scalar_subquery().label("added"),
             select(func.count()).select_from(removed).scalar_subquery().label("removed"),
         ).add_cte(logged)
         row = (await self.session.execute(stmt)).one()
-        counts = DiffCounts(int(row.matched), int(row.added), int(row.removed))
+        # The members now, not the matching set's size: a profile deleted since the matching
+        # set was computed is not inserted (`_existing`).
+        now = int(row.current) + int(row.added) - int(row.removed)
+        counts = DiffCounts(now, int(row.added), int(row.removed))
         await self.session.execute(
             update(ProfileGroup)
             .where(ProfileGroup.id == group.id)
@@ -522,12 +550,16 @@ class MembershipRepository:
             insert(_GM)
             .from_select(
                 ["group_id", "profile_id", "application_id", "created_at"],
-                select(
-                    diff.c.group_id,
+                _existing(
+                    select(
+                        diff.c.group_id,
+                        diff.c.profile_id,
+                        uuid_value(groups[0].application_id),
+                        at,
+                    ).where(diff.c.is_new.is_(True)),
+                    groups[0].application_id,
                     diff.c.profile_id,
-                    uuid_value(groups[0].application_id),
-                    at,
-                ).where(diff.c.is_new.is_(True)),
+                ),
             )
             .on_conflict_do_nothing()
             .returning(_GM.group_id, _GM.profile_id)
@@ -582,8 +614,10 @@ class MembershipRepository:
         """Before a profile is deleted: lock it, then remove it from every group it is in and
         decrement those counts (the lock order above). False if there is no such profile.
 
-        No membership is left for the profile's ON DELETE CASCADE to remove behind the counts'
-        back.
+        Memberships have no foreign key to profiles: nothing else would remove them. An insert
+        racing this deletion either committed first (the FOR UPDATE below waits for its KEY SHARE
+        locks, and the delete then sees its rows) or comes after (it finds the profile gone and
+        skips it, `_existing`).
         """
         locked = await self.session.execute(
             select(Profile.id)
