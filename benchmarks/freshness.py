@@ -121,7 +121,7 @@ async def main(
                             "SELECT id FROM profiles WHERE application_id = :a AND id NOT IN "
                             "(SELECT profile_id FROM group_memberships WHERE group_id = :g)"
                         ),
-                        {"a": app_id, "g": groups[-1].id},
+                        {"a": app_id, "g": probe_group},
                     )
                 ).scalars()
             ]

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     PORT: int = 8000
     EVALUATION_INTERVAL_SECONDS: int = Field(default=300, ge=1)
     EVENT_RETENTION_DAYS: int = Field(default=400, ge=1)
+    # Membership changes older than this are pruned, and no history read reaches further back
+    # (docs/changes.md).
+    CHANGE_RETENTION_DAYS: int = Field(default=90, ge=1)
     LOG_LEVEL: str = "INFO"
     DATA_DIR: Path = Path(".data")
     # Signs pagination cursors; a per-deployment value keeps cursors opaque and tamper-evident.

@@ -572,3 +572,29 @@ async def test_writes_to_a_group_do_not_wait_for_its_matching_pass(
     assert result is not None and result.status == "succeeded" and result.added_count == 1
     got = (await api.get(f"/profile-groups/{group['id']}/")).json()
     assert got["name"] == "Renamed" and got["profile_count"] == 1
+
+
+async def test_profile_deleted_between_the_matching_pass_and_the_diff(
+    api: Api, app: Any, sessionmaker: AsyncSessionMaker, engine: AsyncEngine
+) -> None:
+    # Memberships have no foreign key to profiles: the diff's insert must skip a profile that
+    # matched at the pass and is gone by the time the diff is applied, and count what it stored.
+    stays, goes = await _scored(api, 0.9, 0.8)
+    group = await create_dynamic(api, app, sessionmaker, SCORE_ABOVE)
+    evaluation_id = await request(sessionmaker, group["id"])
+    held = "SELECT 1 FROM profile_groups WHERE id = :g FOR UPDATE"
+    async with _holding(engine, held, g=group["id"]) as conn:
+        running = asyncio.create_task(
+            service.run_evaluation(sessionmaker, evaluation_id, timeout_ms=60_000)
+        )
+        await lock_waits(engine, 1)  # the pass is done; the diff waits for the group row
+        r = await api.delete(f"/profiles/{goes}/")
+        assert r.status_code == 204, r.text
+        await conn.rollback()
+    result = await running
+    assert result is not None and result.status == "succeeded", result and result.error
+    assert (result.matched_count, result.added_count) == (1, 1)
+    assert await member_ids(api, group["id"]) == {stays}
+    assert await membership_count(sessionmaker, group["id"]) == (1, 1)  # rows, profile_count
+    r = await api.get(f"/profile-groups/{group['id']}/changes/")
+    assert [(c["profile_id"], c["change"]) for c in r.json()["results"]] == [(stays, "entered")]

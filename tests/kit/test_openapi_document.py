@@ -29,7 +29,10 @@ TYPING = {"type", "$ref", "anyOf", "oneOf", "allOf", "enum", "const", "not"}
 # Ids that are the client's own strings, not UUIDs the service assigns or reads as UUIDs.
 CLIENT_STRING_IDS = {"custom_id", "client_id", "custom_profile_id", "request_id"}
 # Properties named like an id that hold a client-chosen string: (schema, property) and why.
-CLIENT_STRING_PROPERTIES = {("Event", "id"): "the client's idempotency key for the event"}
+CLIENT_STRING_PROPERTIES = {
+    ("Event", "id"): "the client's idempotency key for the event",
+    ("Change", "id"): "a change id: the decimal text of the change log's sequence number",
+}
 
 
 @pytest.fixture

@@ -227,9 +227,9 @@ async def run_evaluations(
     1. Claim them (queued -> running) in a short transaction, so readers see them running; from
        then on a heartbeat proves they are alive (a silent one is failed and retried by the tick).
     2. Take each group's evaluation lock (session-level, id order: incremental updates leave the
-       group alone until the end) and, in one statement, compute every group's matching set into
-       a temporary table (`matching_many`), WITHOUT locking any group row: PATCH, DELETE and
-       member reads never wait for this pass.
+       group alone until its diff is applied in step 3, which releases it) and, in one
+       statement, compute every group's matching set into a temporary table (`matching_many`),
+       WITHOUT locking any group row: PATCH, DELETE and member reads never wait for this pass.
     3. Group by group, each in its own short transaction: lock the group row (FOR NO KEY UPDATE:
        waits only for a write in flight), skip a group that is gone, inactive or static, apply
        its diff from the temporary table, record the outcome. A failure rolls back that group
@@ -256,7 +256,7 @@ async def run_evaluations(
             heart.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heart
-            await _release(session, [c.group_id for c in claimed])
+            await _release(session)
 
 
 async def _heartbeat(sessionmaker: AsyncSessionMaker, evaluation_ids: list[UUID]) -> None:
@@ -269,11 +269,13 @@ async def _heartbeat(sessionmaker: AsyncSessionMaker, evaluation_ids: list[UUID]
             log.warning("evaluation heartbeat failed", exc_info=True)
 
 
-async def _release(session: Callable[[], AsyncSession], group_ids: list[UUID]) -> None:
+async def _release(session: Callable[[], AsyncSession]) -> None:
     try:
         async with session() as s, s.begin():
             await drop_temporary(s, MATCHES_TABLE)
-            await MembershipRepository(s).release_evaluation_locks(group_ids)
+            # What is still held (groups skipped, a run cut short): the connection is the run's
+            # own, so every session-level advisory lock on it is one of the run's.
+            await MembershipRepository(s).release_all_evaluation_locks()
     except Exception:  # a broken connection is discarded, and its locks go with it
         log.warning("could not release evaluation locks", exc_info=True)
 
@@ -346,9 +348,22 @@ async def _evaluate_claimed(
         except Exception as exc:
             await fail(evaluation, exc, as_of)
             continue
+        finally:
+            # Applied (or given up): incremental rounds may update the group again from now
+            # on, instead of waiting for every later group of the run. The changes they put
+            # back meanwhile are applied at the next round.
+            await _unlock(session, current.group.id)
         if finished is not None:
             done.append(finished)
     return done
+
+
+async def _unlock(session: Callable[[], AsyncSession], group_id: UUID) -> None:
+    try:
+        async with session() as s, s.begin():
+            await MembershipRepository(s).release_evaluation_locks([group_id])
+    except Exception:  # the run's final release, or the connection closing, frees it
+        log.warning("could not release an evaluation lock", exc_info=True)
 
 
 async def _apply(
@@ -366,15 +381,12 @@ async def _apply(
             return None
         await set_statement_timeout(s, timeout_ms)
         await set_local(s, "work_mem", EVALUATION_WORK_MEM)
-        # No array parameters here: let PostgreSQL cache the plans of the per-row foreign-key
-        # checks of the inserted memberships instead of re-planning each one.
-        await set_local(s, "plan_cache_mode", "auto")
         # The diff's row estimates are wild (no statistics for the temporary table), which
         # turned JIT on: at 1,000,000 profiles it compiled for 0.5 s per group, about as long as
         # the diff itself ran.
         await set_local(s, "jit", "off")
         counts = await MembershipRepository(s).replace(
-            locked.group, matched_in(MATCHES_TABLE, index), as_of
+            locked.group, matched_in(MATCHES_TABLE, index), as_of, evaluation.id
         )
         return await EvaluationRepository(s).finish(evaluation.id, locked.ruleset_id, as_of, counts)
 

@@ -7,12 +7,14 @@ from uuid import UUID
 from fastapi import Path, Query, Response, status
 
 from profile_groups.applications.auth import AppDep, ReaderDep
-from profile_groups.groups import evaluation, explain, service
+from profile_groups.groups import evaluation, explain, history, service
 from profile_groups.groups.schemas import (
     DYNAMIC_CREATE_EXAMPLE,
     DYNAMIC_GROUP_EXAMPLE,
     GROUP_EXAMPLE,
     STATIC_CREATE_EXAMPLE,
+    Change,
+    ChangeKind,
     DynamicExplanation,
     Evaluation,
     Member,
@@ -22,6 +24,7 @@ from profile_groups.groups.schemas import (
     ProfileGroupCreate,
     ProfileGroupMembership,
     ProfileGroupUpdate,
+    SizeHistory,
     StaticExplanation,
 )
 from profile_groups.kit.errors import Conflict, NotFound, PermissionDenied, Unavailable, responses
@@ -215,9 +218,26 @@ async def remove_members(
     summary="List members",
 )
 async def list_members(
-    group_id: GroupId, app: AppDep, session: SessionDep, page: PageDep
+    group_id: GroupId,
+    app: AppDep,
+    session: SessionDep,
+    page: PageDep,
+    settings: SettingsDep,
+    as_of: Annotated[
+        str | None,
+        Query(
+            description="The members at this instant (ISO 8601), rebuilt from the change log; "
+            "at most CHANGE_RETENTION_DAYS back (docs/changes.md)."
+        ),
+    ] = None,
 ) -> Response:
-    """Members, newest membership first."""
+    """Members, newest membership first. With `as_of`, the members at that instant, with
+    `membership_created_at` as of then."""
+    if as_of is not None:
+        paged = await history.members_as_of(
+            session, app, group_id, page, as_of, settings.CHANGE_RETENTION_DAYS
+        )
+        return render(Member, paged)
     return render(Member, await service.list_members(session, app, group_id, page))
 
 
@@ -344,3 +364,101 @@ async def explain_membership_by_custom_id(
 ) -> DynamicExplanation | StaticExplanation:
     """As `explain_membership`, naming the profile by its custom id."""
     return await explain.explain_membership(session, principal, group_id, custom_id=custom_id)
+
+
+# The change log ------------------------------------------------------------------------------
+
+
+@router.get(
+    "/profile-groups/{group_id}/changes/",
+    response_model=Page[Change],
+    responses=responses(NotFound),
+    summary="List a group's membership changes",
+)
+async def list_group_changes(
+    group_id: GroupId,
+    app: AppDep,
+    session: SessionDep,
+    page: PageDep,
+    after: Annotated[
+        str | None,
+        Query(description="Only changes after this change id (the last `id` a consumer saw)."),
+    ] = None,
+    change: Annotated[ChangeKind | None, Query(description="Only entries or exits.")] = None,
+    since: Annotated[str | None, Query(description="Only changes at or after this.")] = None,
+    until: Annotated[str | None, Query(description="Only changes before this.")] = None,
+) -> Response:
+    """Every entry and exit of the group, oldest first. A consumer that keeps the last `id` it
+    saw and asks again with `after=<that id>` never misses a change and never sees one twice
+    (docs/changes.md says why)."""
+    paged = await history.list_changes(
+        session, app, group_id, page, after=after, change=change, since=since, until=until
+    )
+    return render(Change, paged)
+
+
+@router.get(
+    "/profile-groups/{group_id}/size-history/",
+    response_model=SizeHistory,
+    responses=responses(NotFound),
+    summary="A group's size over time",
+)
+async def get_group_size_history(
+    group_id: GroupId,
+    app: AppDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    since: Annotated[
+        str | None,
+        Query(
+            description="First interval: the one holding this instant (default: 30 days or "
+            "48 hours before `until`, clipped to what the change log covers)."
+        ),
+    ] = None,
+    until: Annotated[
+        str | None, Query(description="Last interval: the one holding this instant (default now).")
+    ] = None,
+    interval: Annotated[Literal["hour", "day"], Query(description="UTC hours or days.")] = "day",
+) -> SizeHistory:
+    """One row per interval, oldest first: `at` (its start), `entered` and `exited` within
+    it, and `profile_count` at its end. At most 1,000 rows."""
+    return await history.size_history(
+        session,
+        app,
+        group_id,
+        since=since,
+        until=until,
+        interval=interval,
+        retention_days=settings.CHANGE_RETENTION_DAYS,
+    )
+
+
+@router.get(
+    "/profiles/{profile_id}/group-history/",
+    response_model=Page[Change],
+    responses=responses(NotFound),
+    summary="List a profile's membership changes",
+)
+async def list_profile_group_history(
+    profile_id: ProfileId, principal: ReaderDep, session: SessionDep, page: PageDep
+) -> Response:
+    """The profile's entries and exits across the application's groups, newest first.
+    A profile token may read its own profile's history only."""
+    paged = await history.profile_history(session, principal, page, profile_id=profile_id)
+    return render(Change, paged)
+
+
+@router.get(
+    "/profile-by-custom-id/{custom_id}/group-history/",
+    response_model=Page[Change],
+    responses=responses(NotFound),
+    summary="List a profile's membership changes, by the profile's custom id",
+)
+async def list_profile_group_history_by_custom_id(
+    custom_id: Annotated[str, Path(description="The profile's custom id.")],
+    principal: ReaderDep,
+    session: SessionDep,
+    page: PageDep,
+) -> Response:
+    paged = await history.profile_history(session, principal, page, custom_id=custom_id)
+    return render(Change, paged)

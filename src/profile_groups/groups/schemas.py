@@ -4,7 +4,7 @@ Examples are the product page's."""
 from typing import Annotated, Any, Literal, Self
 from uuid import UUID
 
-from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic import BeforeValidator, Field, StringConstraints, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from profile_groups.kit.schemas import InputSchema, Schema, Timestamp, refuse_nulls
@@ -445,3 +445,54 @@ class StaticExplanation(Schema):
     membership_created_at: Timestamp | None = Field(
         description="When the profile was added; null when it is not a member."
     )
+
+
+# The change log (docs/changes.md) ------------------------------------------------------------
+
+ChangeKind = Literal["entered", "exited"]
+ChangeReason = Literal["manual", "evaluation", "activity", "profile_deleted"]
+# A change id is the decimal text of the log's sequence number: opaque to clients (compare
+# nothing but equality; pass it back as `after`), ordered by commit within a group.
+ChangeId = Annotated[str, BeforeValidator(str)]
+
+
+class Change(Schema):
+    model_config = Schema.model_config | {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "id": "1043",
+                    "group_id": "13a1fd98-24ca-4935-8791-5556586c0005",
+                    "profile_id": "174cc6dd-c1da-42d2-886e-c48b2bf803a8",
+                    "custom_id": "user-42",
+                    "change": "entered",
+                    "reason": "evaluation",
+                    "evaluation_id": "0b6f9d8e-4c41-4f7e-9a43-3a3c1c8f5d21",
+                    "occurred_at": "2025-04-28T12:16:49.670053Z",
+                }
+            ]
+        }
+    }
+
+    id: ChangeId = Field(description="Opaque; increases with commit order within a group.")
+    group_id: UUID = Field(description="The group whose membership changed.")
+    profile_id: UUID = Field(description="The profile that entered or exited.")
+    custom_id: str | None = Field(description="The profile's custom_id when the change happened.")
+    change: ChangeKind = Field(description="`entered` or `exited`.")
+    reason: ChangeReason = Field(
+        description="`manual` (member add/remove), `evaluation` (a full evaluation), `activity` "
+        "(an incremental update after the profile's data changed) or `profile_deleted`."
+    )
+    evaluation_id: UUID | None = Field(description="The full evaluation that made the change.")
+    occurred_at: Timestamp = Field(description="When the change happened (docs/changes.md).")
+
+
+class SizePoint(Schema):
+    at: Timestamp = Field(description="Start of the interval (UTC).")
+    profile_count: int = Field(description="Members at the end of the interval (or now).")
+    entered: int = Field(description="Entries within the interval.")
+    exited: int = Field(description="Exits within the interval.")
+
+
+class SizeHistory(Schema):
+    results: list[SizePoint] = Field(description="One row per interval, oldest first.")

@@ -10,6 +10,9 @@
   EVALUATION_INTERVAL_SECONDS. A per-group due time instead of a cron at the interval itself keeps
   any interval (not only divisors of a minute) exact to within a tick, spreads groups over time and
   gives the group object a truthful `next_evaluation_at`.
+* `prune_membership_changes` runs hourly: changes older than CHANGE_RETENTION_DAYS leave the
+  change log, in batches of CHANGE_PRUNE_BATCH, each its own short transaction
+  (docs/changes.md).
 """
 
 import asyncio
@@ -20,10 +23,12 @@ from uuid import UUID
 from arq import cron
 from arq.worker import func
 
-from profile_groups.groups import evaluation, incremental
+from profile_groups.groups import evaluation, history, incremental
 from profile_groups.kit.state import worker_state
 
 TICK_SECONDS = 5
+# Changes deleted per transaction by the retention job: short transactions, no long locks.
+CHANGE_PRUNE_BATCH = 10_000
 # How long one apply_profile_changes job keeps taking rounds before it yields to the next tick.
 CHANGES_SECONDS = 5
 
@@ -92,9 +97,27 @@ async def schedule_evaluations(ctx: dict[str, Any]) -> dict[str, int]:
     return done
 
 
+async def prune_membership_changes(ctx: dict[str, Any]) -> int:
+    """Delete changes older than CHANGE_RETENTION_DAYS, batch after batch."""
+    wc = worker_state(ctx)
+    total = 0
+    while True:
+        async with wc.sessionmaker() as session, session.begin():
+            deleted = await history.prune_changes(
+                session, wc.settings.CHANGE_RETENTION_DAYS, CHANGE_PRUNE_BATCH
+            )
+        total += deleted
+        if deleted < CHANGE_PRUNE_BATCH:
+            break
+    if total:
+        log.info("pruned membership changes", extra={"deleted": total})
+    return total
+
+
 FUNCTIONS: list[Any] = [
     func(evaluate_group, name=evaluation.EVALUATE_JOB),
     func(evaluate_groups, name=evaluation.EVALUATE_BATCH_JOB),
+    prune_membership_changes,
 ]
 CRON_JOBS: list[Any] = [
     cron(
@@ -104,6 +127,8 @@ CRON_JOBS: list[Any] = [
         run_at_startup=True,
         unique=True,
     ),
+    # Hourly, off the activity pruning's minute; unique so a slow run is never doubled.
+    cron(prune_membership_changes, minute={47}, second={0}, unique=True),
     cron(
         schedule_evaluations,
         name="schedule_evaluations",

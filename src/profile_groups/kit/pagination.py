@@ -135,19 +135,22 @@ async def paginate(
     count: int,
     *,
     entity: bool = False,
+    ascending: bool = False,
 ) -> Paged[Any]:
-    """One page of `statement`, newest first by `keys` (descending, unique together).
+    """One page of `statement`, newest first by `keys` (descending, unique together), or
+    oldest first with `ascending` (a change feed).
 
     With `entity`, rows are the selected ORM objects; otherwise SQLAlchemy rows.
     """
     boundary, forward = page.boundary([_python_type(expr) for expr, _ in keys])
     stmt = statement
     key_tuple = tuple_(*(expr for expr, _ in keys))
+    # Whether this read walks the keys downwards: a forward page of a descending list, or a
+    # backward page of an ascending one.
+    down = forward != ascending
     if boundary is not None:
-        stmt = stmt.where(
-            key_tuple < tuple_(*boundary) if forward else key_tuple > tuple_(*boundary)
-        )
-    order = [expr.desc() if forward else expr.asc() for expr, _ in keys]
+        stmt = stmt.where(key_tuple < tuple_(*boundary) if down else key_tuple > tuple_(*boundary))
+    order = [expr.desc() if down else expr.asc() for expr, _ in keys]
     stmt = stmt.order_by(*order).limit(page.page_size + 1)
     result = await session.execute(stmt)
     rows = list(result.scalars().all() if entity else result.all())

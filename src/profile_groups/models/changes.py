@@ -16,8 +16,11 @@ from sqlalchemy import (
     DateTime,
     Identity,
     Index,
+    SmallInteger,
     Table,
     Text,
+    func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 
@@ -44,8 +47,21 @@ membership_changes = Table(
     CheckConstraint(f"change IN {CHANGES!r}", name="membership_changes_change"),
     CheckConstraint(f"reason IN {REASONS!r}", name="membership_changes_reason"),
     Index("ix_membership_changes_group", "group_id", "id"),
-    Index("ix_membership_changes_profile", "application_id", "profile_id", "id"),
+    # A profile's group history (a few rows per profile). Hash, not a btree: a first evaluation
+    # inserts thousands of changes in random profile order, and random btree inserts were most
+    # of what recording them cost (migration 0008).
+    Index("ix_membership_changes_profile", "profile_id", postgresql_using="hash"),
     # Retention deletes by age; a BRIN index costs an insert almost nothing (ids and times grow
     # together).
     Index("ix_membership_changes_occurred_at", "occurred_at", postgresql_using="brin"),
+)
+
+# One row: when the log started (the migration that shipped its writers). Membership before then
+# cannot be rebuilt from the log.
+membership_change_log = Table(
+    "membership_change_log",
+    Base.metadata,
+    Column("id", SmallInteger, primary_key=True, server_default=text("1")),
+    Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("id = 1", name="membership_change_log_one_row"),
 )

@@ -5,7 +5,6 @@ from uuid import UUID
 from sqlalchemy import (
     CheckConstraint,
     ForeignKey,
-    ForeignKeyConstraint,
     Index,
     String,
     func,
@@ -56,24 +55,22 @@ class GroupMembership(Base):
 
     __tablename__ = "group_memberships"
 
-    # No foreign key to profile_groups: its per-row check (a KEY SHARE lock on the group row for
-    # every inserted membership) was a third of an evaluation's insert time, and the lock order
-    # already rules out a membership of a missing group: every writer holds the group row lock
-    # and sees the group exist (MembershipRepository). Deleting a group deletes its memberships
-    # explicitly (MembershipRepository.remove_group).
+    # No foreign keys. To profile_groups: its per-row check (a KEY SHARE lock on the group row
+    # for every inserted membership) was a third of an evaluation's insert time, and the lock
+    # order already rules out a membership of a missing group: every writer holds the group row
+    # lock and sees the group exist (MembershipRepository). Deleting a group deletes its
+    # memberships explicitly (MembershipRepository.remove_group). To profiles: its per-row check
+    # was half of what remained; every insert joins the profiles and locks them FOR KEY SHARE
+    # instead, set-based, and deleting a profile deletes its memberships first
+    # (MembershipRepository.remove_profile).
     group_id: Mapped[UUID] = mapped_column(primary_key=True)
     profile_id: Mapped[UUID] = mapped_column(primary_key=True)
     application_id: Mapped[UUID]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
     __table_args__ = (
-        ForeignKeyConstraint(
-            ["application_id", "profile_id"],
-            ["profiles.application_id", "profiles.id"],
-            ondelete="CASCADE",
-        ),
         # Member listing, newest first, keyset-paginated.
         Index("ix_group_memberships_group_created", "group_id", "created_at", "profile_id"),
-        # A profile's groups (docs/groups.md) and cascading deletes.
+        # A profile's groups (docs/groups.md), incremental rounds and profile deletion.
         Index("ix_group_memberships_profile", "application_id", "profile_id"),
     )

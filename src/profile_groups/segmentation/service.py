@@ -97,7 +97,8 @@ def matching_many(
     profile_ids: Sequence[UUID] | None = None,
 ) -> Select[Any]:
     """Every tree's predicate in ONE pass over the application's profiles (and their
-    aggregates and windows): `profile_id, m0, m1, ...` with `m<i>` true where tree i holds.
+    aggregates and windows): `profile_id, custom_id, m0, m1, ...` with `m<i>` true where tree i
+    holds (`custom_id` rides along for the change log, which records it with every entry).
 
     Over all profiles, only rows matching some tree are selected; restricted to `profile_ids`
     (incremental updates), every one of those profiles is, so a profile that matches nothing
@@ -107,15 +108,17 @@ def matching_many(
     conditions = [compile_tree(tree.parsed.root, ctx) for tree in trees]
     stmt = ctx.select(
         ctx.profile.id.label("profile_id"),
+        ctx.profile.custom_id.label("custom_id"),
         *(func.coalesce(c, false()).label(f"m{i}") for i, c in enumerate(conditions)),
     )
     return stmt if profile_ids is not None else stmt.where(or_(*conditions))
 
 
 def matched_in(table_name: str, index: int) -> Select[Any]:
-    """The profiles tree `index` matched, from a table holding `matching_many`'s rows."""
-    m = table(table_name, column("profile_id"), column(f"m{index}", Boolean()))
-    return select(m.c.profile_id).where(m.c[f"m{index}"])
+    """The profiles tree `index` matched (profile_id, custom_id), from a table holding
+    `matching_many`'s rows."""
+    m = table(table_name, column("profile_id"), column("custom_id"), column(f"m{index}", Boolean()))
+    return select(m.c.profile_id, m.c.custom_id).where(m.c[f"m{index}"])
 
 
 async def check_trees(

@@ -3,14 +3,17 @@
 The invariant it keeps: a group's `profile_count` equals its number of membership rows, in every
 committed state. Every statement here that adds or removes memberships updates the count in the
 same transaction; nothing else in the code base writes either (profile deletion, static member
-changes and evaluations all come here).
+changes and evaluations all come here). It is also the only writer of the change log
+(`membership_changes`, docs/changes.md): every statement that adds or removes memberships
+records each entry and exit in the same statement (a data-modifying CTE over the RETURNING rows),
+while holding the row locks of the groups it writes, which is what orders the log's ids.
 
 Lock order. An evaluation (full or incremental) of a group first takes the group's advisory lock
-(`evaluation_locks`): full evaluations hold it, per group, for their whole run, so an
-incremental update never applies a change between a full evaluation's snapshot and its diff
-(it skips the group and keeps the change for later). Member changes and PATCH/DELETE never take
-it, so they never wait for an evaluation's matching pass. Then, writers of one group's
-memberships lock the group row: member adds and removes
+(`evaluation_locks`): full evaluations hold it, per group, from before their shared pass until
+that group's diff committed, so an incremental update never applies a change between a full
+evaluation's snapshot and its diff (it skips the group and keeps the change for later). Member
+changes and PATCH/DELETE never take it, so they never wait for an evaluation's matching pass.
+Then, writers of one group's memberships lock the group row: member adds and removes
 and group PATCH/DELETE take it FOR UPDATE (`GroupRepository.get(..., for_update=True)`), an
 evaluation FOR NO KEY UPDATE (which conflicts with those, not with inserts that merely reference
 the group). Under that lock membership rows are written in profile id order, so two writers of one
@@ -28,6 +31,8 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
+    CTE,
+    CompoundSelect,
     DateTime,
     Row,
     Select,
@@ -44,13 +49,16 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from profile_groups.kit.repository import text_array, uuid_array, uuid_value
 from profile_groups.models import GroupMembership, Profile, ProfileGroup
+from profile_groups.models.changes import membership_changes
 
 _GM = GroupMembership
+_TS = DateTime(timezone=True)
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,104 @@ class DiffCounts:
 def _lock_key(group_id: Any) -> Any:
     # One bigint per group, in a namespace of its own.
     return func.hashtextextended(literal("profile_group_evaluation:") + cast(group_id, Text), 0)
+
+
+def _moves(
+    application_id: UUID,
+    source: Any,
+    group_id: Any,
+    profile_id: Any,
+    change: str,
+    member_since: Any,
+    occurred_at: Any,
+    custom_id: Any = None,
+) -> Select[Any]:
+    """Change-log rows (group_id, profile_id, custom_id, change, member_since, occurred_at) of
+    one kind, from the RETURNING rows of an insert or delete (`source`).
+
+    `custom_id` when the statement already has it (a full evaluation's matching set carries it);
+    otherwise it is read from the profile, one primary-key probe per row: never a hash join
+    over the application's profiles, whatever the planner thinks the row count is.
+    """
+    if custom_id is None:
+        custom_id = (
+            select(Profile.custom_id)
+            .where(Profile.application_id == uuid_value(application_id), Profile.id == profile_id)
+            .scalar_subquery()
+        )
+    return select(
+        group_id.label("group_id"),
+        profile_id.label("profile_id"),
+        custom_id.label("custom_id"),
+        literal(change).label("change"),
+        member_since.label("member_since"),
+        occurred_at.label("occurred_at"),
+    ).select_from(source)
+
+
+def _logged(
+    application_id: UUID,
+    moves: Select[Any] | CompoundSelect[Any],
+    reason: str,
+    evaluation_id: UUID | None = None,
+) -> CTE:
+    """A data-modifying CTE recording `moves` (`_moves` rows, read from the RETURNING of the
+    statement's own insert and delete CTEs) in the change log (docs/changes.md).
+
+    It runs inside the statement that changes the memberships, whose transaction holds the row
+    locks of every group it writes: the ids it draws from the log's one sequence therefore come
+    after those of every earlier writer of those groups, which committed before the lock was
+    granted. That is the `after` cursor's guarantee; nothing may record a change otherwise.
+    """
+    m = moves.subquery("moves")
+    return (
+        insert(membership_changes)
+        .from_select(
+            [
+                "application_id",
+                "group_id",
+                "profile_id",
+                "custom_id",
+                "change",
+                "reason",
+                "evaluation_id",
+                "occurred_at",
+                "member_since",
+            ],
+            select(
+                uuid_value(application_id),
+                m.c.group_id,
+                m.c.profile_id,
+                m.c.custom_id,
+                m.c.change,
+                literal(reason),
+                literal(evaluation_id, PG_UUID(as_uuid=True)),
+                m.c.occurred_at,
+                m.c.member_since,
+            ),
+        )
+        .cte("logged")
+    )
+
+
+_NO_TIME = literal(None, _TS)
+
+
+def _existing(rows: Select[Any], application_id: UUID, profile_id: Any) -> Select[Any]:
+    """The memberships about to be inserted, `rows`, for profiles that still exist, each profile
+    locked FOR KEY SHARE until commit: the foreign key to profiles, set-based.
+
+    Memberships have no foreign key to profiles (migration 0010): its per-row check was about
+    half of an evaluation's insert time. This join does what it did. A profile deleted after the
+    matching set was computed is skipped (the lock finds the row gone) instead of failing the
+    statement, and a deletion that comes later waits for this transaction (its FOR UPDATE
+    conflicts with the KEY SHARE), then removes the memberships this one committed
+    (`remove_profile`).
+    """
+    return rows.join(
+        Profile,
+        and_(Profile.application_id == uuid_value(application_id), Profile.id == profile_id),
+    ).with_for_update(read=True, key_share=True, of=Profile)
 
 
 class MembershipRepository:
@@ -156,37 +262,82 @@ class MembershipRepository:
             gid = func.unnest(uuid_array(group_ids)).column_valued("gid")
             await self.session.execute(select(func.pg_advisory_unlock(_lock_key(gid))))
 
+    async def release_all_evaluation_locks(self) -> None:
+        """Every session-level advisory lock of this connection (a full evaluation's own)."""
+        await self.session.execute(select(func.pg_advisory_unlock_all()))
+
     # Static members (the caller holds the group row lock) -----------------------------------
 
     async def add(self, group: ProfileGroup, profile_ids: Sequence[UUID]) -> set[UUID]:
-        """Insert memberships in one statement; returns the ids that were not members yet."""
+        """Insert memberships and record their entries (reason `manual`) in one statement;
+        returns the ids that were not members yet.
+
+        A membership begins at the statement's start (not the transaction's), which is after
+        the group's row lock was granted: entries and exits of one group get times in the order
+        of their ids (docs/changes.md)."""
         if not profile_ids:
             return set()
         pid = func.unnest(uuid_array(sorted(profile_ids))).column_valued("pid")
-        stmt = (
+        added = (
             insert(_GM)
             .from_select(
-                ["group_id", "profile_id", "application_id"],
-                select(uuid_value(group.id), pid, uuid_value(group.application_id)),
+                ["group_id", "profile_id", "application_id", "created_at"],
+                _existing(
+                    select(
+                        uuid_value(group.id),
+                        pid,
+                        uuid_value(group.application_id),
+                        func.statement_timestamp(),
+                    ),
+                    group.application_id,
+                    pid,
+                ),
             )
             .on_conflict_do_nothing()
-            .returning(_GM.profile_id)
+            .returning(_GM.group_id, _GM.profile_id, _GM.created_at)
+            .cte("added")
         )
+        app = group.application_id
+        entries = _moves(
+            app,
+            added,
+            added.c.group_id,
+            added.c.profile_id,
+            "entered",
+            _NO_TIME,
+            added.c.created_at,
+        )
+        logged = _logged(app, entries, "manual")
+        stmt = select(added.c.profile_id).add_cte(logged)
         inserted = set((await self.session.execute(stmt)).scalars())
         await self._add_to_count(group.id, len(inserted))
         return inserted
 
     async def remove(self, group: ProfileGroup, profile_ids: Sequence[UUID]) -> int:
+        """Delete memberships and record their exits (reason `manual`) in one statement."""
         if not profile_ids:
             return 0
-        stmt = (
+        removed = (
             delete(_GM)
             .where(_GM.group_id == group.id, _GM.profile_id == any_(uuid_array(profile_ids)))
-            .returning(_GM.profile_id)
+            .returning(_GM.group_id, _GM.profile_id, _GM.created_at)
+            .cte("removed")
         )
-        removed = len((await self.session.execute(stmt)).all())
-        await self._add_to_count(group.id, -removed)
-        return removed
+        app = group.application_id
+        exits = _moves(
+            app,
+            removed,
+            removed.c.group_id,
+            removed.c.profile_id,
+            "exited",
+            removed.c.created_at,
+            func.statement_timestamp(),
+        )
+        logged = _logged(app, exits, "manual")
+        stmt = select(func.count()).select_from(removed).add_cte(logged)
+        count = int((await self.session.execute(stmt)).scalar_one())
+        await self._add_to_count(group.id, -count)
+        return count
 
     async def _add_to_count(self, group_id: UUID, delta: int) -> None:
         if delta:
@@ -203,15 +354,21 @@ class MembershipRepository:
         group: ProfileGroup,
         matching: Select[Any],
         as_of: datetime,
+        evaluation_id: UUID | None = None,
     ) -> DiffCounts:
-        """Make the group's members exactly the profiles `matching` selects (one `profile_id`
-        column), in ONE statement (a full evaluation; incremental ones use `replace_among`).
+        """Make the group's members exactly the profiles `matching` selects (a `profile_id`
+        column, and `custom_id` if it has it), in ONE statement (a full evaluation; incremental
+        ones use `replace_among`).
 
         The matching set is computed once (a materialized CTE) and FULL JOINed with the group's
         current members: that join (hash or merge, never a nested loop) yields exactly the
         profiles to add and to remove. Memberships that no longer match are deleted, new ones
         inserted with created_at = as_of, and those that stay are not touched, so they keep
-        their created_at. profile_count is set to the matched count in the same transaction.
+        their created_at. profile_count is set to the new member count in the same transaction.
+        Every entry and exit is recorded in the change log by the same statement (reason
+        `evaluation`, `evaluation_id`, at `as_of`); an entry's custom_id comes with the diff
+        (a hash join of the inserted rows with it, both large only when the matching set is),
+        so a first evaluation adding many members never probes the profiles again for it.
 
         The inserts read only the diff, never group_memberships itself: a NOT EXISTS probe of the
         table being inserted into can be planned as a per-row scan that also reads every row the
@@ -225,8 +382,10 @@ class MembershipRepository:
             .prefix_with("MATERIALIZED")
         )
         m, c = matched.c.profile_id, current.c.profile_id
+        carried = "custom_id" in matched.c
+        known = [matched.c.custom_id.label("custom_id")] if carried else []
         diff = (
-            select(func.coalesce(m, c).label("profile_id"), c.is_(None).label("is_new"))
+            select(func.coalesce(m, c).label("profile_id"), *known, c.is_(None).label("is_new"))
             .select_from(matched.join(current, c == m, full=True))
             .where(or_(m.is_(None), c.is_(None)))
             .cte("diff")
@@ -239,31 +398,65 @@ class MembershipRepository:
                 _GM.profile_id == diff.c.profile_id,
                 diff.c.is_new.is_(False),
             )
-            .returning(_GM.profile_id)
+            .returning(_GM.group_id, _GM.profile_id, _GM.created_at)
             .cte("removed")
         )
+        at = literal(as_of, _TS)
         added = (
             insert(_GM)
             .from_select(
                 ["group_id", "profile_id", "application_id", "created_at"],
-                select(
-                    uuid_value(group.id),
+                _existing(
+                    select(
+                        uuid_value(group.id),
+                        diff.c.profile_id,
+                        uuid_value(group.application_id),
+                        at,
+                    ).where(diff.c.is_new.is_(True)),
+                    group.application_id,
                     diff.c.profile_id,
-                    uuid_value(group.application_id),
-                    literal(as_of, DateTime(timezone=True)),
-                ).where(diff.c.is_new.is_(True)),
+                ),
             )
             .on_conflict_do_nothing()
-            .returning(_GM.profile_id)
+            .returning(_GM.group_id, _GM.profile_id)
             .cte("added")
         )
+        app = group.application_id
+        if carried:
+            entries = _moves(
+                app,
+                added.join(diff, diff.c.profile_id == added.c.profile_id),
+                added.c.group_id,
+                added.c.profile_id,
+                "entered",
+                _NO_TIME,
+                at,
+                diff.c.custom_id,
+            )
+        else:
+            entries = _moves(
+                app, added, added.c.group_id, added.c.profile_id, "entered", _NO_TIME, at
+            )
+        exits = _moves(
+            app,
+            removed,
+            removed.c.group_id,
+            removed.c.profile_id,
+            "exited",
+            removed.c.created_at,
+            at,
+        )
+        logged = _logged(app, union_all(entries, exits), "evaluation", evaluation_id)
         stmt = select(
-            select(func.count()).select_from(matched).scalar_subquery().label("matched"),
+            select(func.count()).select_from(current).scalar_subquery().label("current"),
             select(func.count()).select_from(added).scalar_subquery().label("added"),
             select(func.count()).select_from(removed).scalar_subquery().label("removed"),
-        )
+        ).add_cte(logged)
         row = (await self.session.execute(stmt)).one()
-        counts = DiffCounts(int(row.matched), int(row.added), int(row.removed))
+        # The members now, not the matching set's size: a profile deleted since the matching
+        # set was computed is not inserted (`_existing`).
+        now = int(row.current) + int(row.added) - int(row.removed)
+        counts = DiffCounts(now, int(row.added), int(row.removed))
         await self.session.execute(
             update(ProfileGroup)
             .where(ProfileGroup.id == group.id)
@@ -281,7 +474,8 @@ class MembershipRepository:
         """An incremental update of many groups in ONE statement (the caller holds their row
         locks): among `profile_ids` only, make the members of `groups[i]` exactly the profiles
         whose column `m<i>` of `matching` (profile_id, m0, m1, ...) is true; every group's
-        profile_count moves by its difference. Returns the counts of the groups that changed.
+        profile_count moves by its difference, and every entry and exit is recorded in the
+        change log (reason `activity`, at `as_of`). Returns the counts of the groups that changed.
         """
         if not groups or not profile_ids:
             return {}
@@ -348,24 +542,41 @@ class MembershipRepository:
                 _GM.profile_id == diff.c.profile_id,
                 diff.c.is_new.is_(False),
             )
-            .returning(_GM.group_id)
+            .returning(_GM.group_id, _GM.profile_id, _GM.created_at)
             .cte("removed")
         )
+        at = literal(as_of, _TS)
         added = (
             insert(_GM)
             .from_select(
                 ["group_id", "profile_id", "application_id", "created_at"],
-                select(
-                    diff.c.group_id,
+                _existing(
+                    select(
+                        diff.c.group_id,
+                        diff.c.profile_id,
+                        uuid_value(groups[0].application_id),
+                        at,
+                    ).where(diff.c.is_new.is_(True)),
+                    groups[0].application_id,
                     diff.c.profile_id,
-                    uuid_value(groups[0].application_id),
-                    literal(as_of, DateTime(timezone=True)),
-                ).where(diff.c.is_new.is_(True)),
+                ),
             )
             .on_conflict_do_nothing()
-            .returning(_GM.group_id)
+            .returning(_GM.group_id, _GM.profile_id)
             .cte("added")
         )
+        app = groups[0].application_id
+        entries = _moves(app, added, added.c.group_id, added.c.profile_id, "entered", _NO_TIME, at)
+        exits = _moves(
+            app,
+            removed,
+            removed.c.group_id,
+            removed.c.profile_id,
+            "exited",
+            removed.c.created_at,
+            at,
+        )
+        logged = _logged(app, union_all(entries, exits), "activity")
         moves = union_all(
             select(added.c.group_id, literal(1).label("added"), literal(0).label("removed")),
             select(removed.c.group_id, literal(0), literal(1)),
@@ -386,7 +597,7 @@ class MembershipRepository:
             .returning(ProfileGroup.id)
             .cte("counted")
         )
-        stmt = select(deltas.c.group_id, deltas.c.added, deltas.c.removed).add_cte(counted)
+        stmt = select(deltas.c.group_id, deltas.c.added, deltas.c.removed).add_cte(counted, logged)
         return {
             row.group_id: DiffCounts(0, int(row.added), int(row.removed))
             for row in await self.session.execute(stmt)
@@ -395,15 +606,18 @@ class MembershipRepository:
     # Group and profile deletion -------------------------------------------------------------
 
     async def remove_group(self, group: ProfileGroup) -> None:
-        """Before a group is deleted (the caller holds its row lock): all its memberships."""
+        """Before a group is deleted (the caller holds its row lock): all its memberships.
+        No per-member change is recorded: the group's deletion is the event (docs/changes.md)."""
         await self.session.execute(delete(_GM).where(_GM.group_id == group.id))
 
     async def remove_profile(self, application_id: UUID, profile_id: UUID) -> bool:
         """Before a profile is deleted: lock it, then remove it from every group it is in and
         decrement those counts (the lock order above). False if there is no such profile.
 
-        No membership is left for the profile's ON DELETE CASCADE to remove behind the counts'
-        back.
+        Memberships have no foreign key to profiles: nothing else would remove them. An insert
+        racing this deletion either committed first (the FOR UPDATE below waits for its KEY SHARE
+        locks, and the delete then sees its rows) or comes after (it finds the profile gone and
+        skips it, `_existing`).
         """
         locked = await self.session.execute(
             select(Profile.id)
@@ -421,16 +635,29 @@ class MembershipRepository:
             .order_by(ProfileGroup.id)
             .with_for_update()
         )
-        # A fresh snapshot now that the groups are locked: exactly the memberships that exist.
+        # A fresh snapshot now that the groups are locked: exactly the memberships that exist,
+        # all in groups locked above (new ones would need the profile row this transaction
+        # holds), so the exits recorded here come after every earlier change of those groups.
         gone = (
             delete(_GM)
             .where(_GM.application_id == application_id, _GM.profile_id == profile_id)
-            .returning(_GM.group_id)
+            .returning(_GM.group_id, _GM.profile_id, _GM.created_at)
             .cte("gone")
         )
+        exits = _moves(
+            application_id,
+            gone,
+            gone.c.group_id,
+            gone.c.profile_id,
+            "exited",
+            gone.c.created_at,
+            func.statement_timestamp(),
+        )
+        logged = _logged(application_id, exits, "profile_deleted")
         await self.session.execute(
             update(ProfileGroup)
             .where(ProfileGroup.id.in_(select(gone.c.group_id)))
             .values(profile_count=ProfileGroup.profile_count - 1)
+            .add_cte(logged)
         )
         return True
