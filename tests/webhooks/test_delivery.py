@@ -503,3 +503,42 @@ async def test_metrics_export_deliveries_and_their_lag(
     assert samples[("profile_groups_webhook_deliveries", (("status", "pending"),))] == 1
     assert samples[("profile_groups_webhook_deliveries", (("status", "failed"),))] == 0
     assert 0 <= samples[("profile_groups_webhook_oldest_pending_seconds", ())] < 60
+
+
+async def test_member_writes_reach_the_receiver_through_the_change_log(
+    papi: Api, sessionmaker: AsyncSessionMaker, receiver: Receiver, engines: EngineFactory
+) -> None:
+    """End to end with a real writer: POST and DELETE members record changes (reason manual),
+    which reach the receiver in order, in batches of at most 1,000, exactly as the feed lists
+    them."""
+    custom_ids = [f"p{i:04d}" for i in range(1500)]
+    for chunk in (custom_ids[:1000], custom_ids[1000:]):
+        r = await papi.post("/profiles/bulk/", json={"profiles": [{"custom_id": c} for c in chunk]})
+        assert r.status_code == 200, r.text
+    group = await _group(papi)
+    hook = await _subscribe(papi, receiver, group_ids=[group])
+    r = await papi.post(f"/profile-groups/{group}/members/", json={"custom_ids": custom_ids})
+    assert r.status_code == 200, r.text
+    r = await papi.delete(f"/profile-groups/{group}/members/", json={"custom_ids": custom_ids[:10]})
+    assert r.status_code == 204, r.text
+    engine = engines()
+    await engine.start()
+    await until(lambda: _all_succeeded(sessionmaker, hook["id"], 2))
+    await engine.stop()
+    assert all(r.verified for r in receiver.received)
+    assert all(len(r.json["data"]["changes"]) <= 1000 for r in receiver.received)
+    got = _changes_by_group(receiver)[group]
+    assert [c["change"] for c in got] == ["entered"] * 1500 + ["exited"] * 10
+    assert sorted(c["custom_id"] for c in got[:1500]) == custom_ids
+    assert sorted(c["custom_id"] for c in got[1500:]) == custom_ids[:10]
+    assert {c["reason"] for c in got} == {"manual"}
+    assert _essentials(got) == await recorded_changes(sessionmaker, group)
+    feed: list[dict[str, Any]] = []
+    r = await papi.get(f"/profile-groups/{group}/changes/", params={"page_size": 1000})
+    while True:
+        assert r.status_code == 200, r.text
+        feed.extend(r.json()["results"])
+        if r.json()["next"] is None:
+            break
+        r = await papi.client.get(r.json()["next"], headers=papi.tenant.headers)
+    assert got == feed  # the webhook's change objects are the feed's, byte for byte as JSON

@@ -1,8 +1,8 @@
 """webhooks: subscriptions, the delivery outbox, change-log cursors and the groups' event outbox
 
 Revision ID: 0009_webhooks
-Revises: 0007_membership_changes
-Create Date: 2026-12-01 23:30:00
+Revises: 0010_memberships_profile_fk
+Create Date: 2026-12-02 01:00:00
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0009_webhooks"
-down_revision: str | None = "0007_membership_changes"
+down_revision: str | None = "0010_memberships_profile_fk"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
