@@ -22,6 +22,9 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
         max_overflow=settings.DB_POOL_SIZE,
         pool_pre_ping=True,
         pool_timeout=settings.DB_POOL_TIMEOUT_SECONDS,
+        # A failed statement's error, logged, must not carry its parameters: webhook secrets,
+        # tokens' hashes and profiles' personal data.
+        hide_parameters=True,
         connect_args={
             # asyncpg: bound the connect (TCP, TLS, startup) and, client side, every command,
             # so a frozen server answers TimeoutError (a 503) instead of hanging a request.

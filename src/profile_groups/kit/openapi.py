@@ -33,6 +33,8 @@ TAGS: list[dict[str, Any]] = [
     {"name": "attributes", "description": "The catalogue of attributes rules can use, and a "
      "profile's values of them."},
     {"name": "activity", "description": "Events that feed the platform attributes."},
+    {"name": "webhooks", "description": "Signed deliveries of membership changes and group "
+     "events to your endpoints."},
     {"name": "operations", "description": "Liveness, readiness and metrics (no token)."},
 ]  # fmt: skip
 
