@@ -60,11 +60,11 @@ async def application(engine: AsyncEngine, n: int, reuse: bool) -> uuid.UUID:
 
 
 async def make_groups(
-    sessionmaker: AsyncSessionMaker, app_id: uuid.UUID, trees: list[dict[str, Any]]
+    sessionmaker: AsyncSessionMaker, app_id: uuid.UUID, trees: list[dict[str, Any]], start: int = 0
 ) -> list[ProfileGroup]:
     groups = []
     async with sessionmaker() as session, session.begin():
-        for i, tree in enumerate(trees):
+        for i, tree in enumerate(trees, start):
             group = ProfileGroup(application_id=app_id, name=f"g{i}", membership_type="dynamic")
             session.add(group)
             await session.flush()

@@ -65,8 +65,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def kept_groups(engine: AsyncEngine, count: int) -> tuple[uuid.UUID, uuid.UUID] | None:
-    """(application, probe group) of an earlier run's groups, if it left all of them."""
+async def kept_groups(engine: AsyncEngine, count: int) -> tuple[uuid.UUID, uuid.UUID | None] | None:
+    """(application, probe group or None) of an earlier run's groups, if it left all of them
+    (cycle.py leaves all but the probe group)."""
     async with engine.connect() as conn:
         rows = (
             await conn.execute(
@@ -77,7 +78,11 @@ async def kept_groups(engine: AsyncEngine, count: int) -> tuple[uuid.UUID, uuid.
             )
         ).all()
     probe = [r for r in rows if r.name == f"g{count - 1}"]
-    return (probe[0].application_id, probe[0].id) if len(rows) == count and probe else None
+    if len(rows) == count and probe:
+        return probe[0].application_id, probe[0].id
+    if len(rows) == count - 1 and not probe:
+        return rows[0].application_id, None
+    return None
 
 
 async def main(
@@ -90,8 +95,13 @@ async def main(
         trees = [tree for tree, _ in population.rules()] + [PROBE_RULE]
         kept = await kept_groups(engine, len(trees)) if keep_groups else None
         if kept is not None:
-            # The groups of an earlier run, evaluated then; what it left queued is stale.
+            # The groups of an earlier run (this one's or cycle.py's), evaluated then; what it
+            # left queued is stale. A missing probe group is made and evaluated alone.
             app_id, probe_id = kept
+            if probe_id is None:
+                [probe] = await make_groups(sessionmaker, app_id, [PROBE_RULE], len(trees) - 1)
+                await service_cycle(sessionmaker, [probe])
+                probe_id = probe.id
             probe_group = str(probe_id)
             async with engine.begin() as conn:
                 await conn.execute(text("TRUNCATE profile_changes"))
