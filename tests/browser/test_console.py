@@ -12,14 +12,6 @@ from playwright.sync_api import Page, expect
 from tests.browser.conftest import Console, Live
 
 ROOT = Path(__file__).resolve().parents[2]
-# Endpoints of the contract other parts of the service may not offer yet: the console says so
-# (a 404), which Chromium logs; a flow that opens a group's screen expects those lines.
-NOT_YET = ("/size-history/", "/changes/", "/webhooks/")
-
-
-def expect_not_yet(console: Console) -> None:
-    for part in NOT_YET:
-        console.expect(404, part)
 
 
 def sign_in(page: Page, live: Live) -> None:
@@ -65,7 +57,6 @@ def test_the_sign_in_form_refuses_a_bad_token_and_accepts_a_good_one(
 def test_a_static_group_fed_by_a_csv_of_custom_ids_shows_the_per_id_report(
     page: Page, live: Live, console: Console
 ) -> None:
-    expect_not_yet(console)
     tag = uuid.uuid4().hex[:6]
     with live.http() as http:
         for n in ("ann", "bob"):
@@ -104,6 +95,19 @@ def test_a_static_group_fed_by_a_csv_of_custom_ids_shows_the_per_id_report(
     expect(page.locator("#profile-count")).to_have_text("1 members")
     expect(members).to_have_count(1)
 
+    # The change log and the size chart (read again on opening the group): two entries and an
+    # exit, all by hand; one member now.
+    page.reload()
+    changes = page.locator("#sec-changes tbody tr")
+    expect(changes).to_have_count(3)
+    expect(changes.nth(2)).to_contain_text("exited")
+    expect(changes.nth(2)).to_contain_text(f"ann-{tag}")
+    for i in range(3):
+        expect(changes.nth(i)).to_contain_text("manual")
+    expect(page.get_by_role("img", name="Members over time: 1 now")).to_be_visible()
+    expect(page.locator("#sec-size svg rect.entered")).to_have_count(1)
+    expect(page.locator("#sec-size svg rect.exited")).to_have_count(1)
+
 
 def _seed_quests(live: Live, tag: str) -> dict[str, str]:
     """quester: 6 quests, never commented; talker: 6 quests and a comment; casual: 1 quest."""
@@ -126,7 +130,6 @@ def _seed_quests(live: Live, tag: str) -> dict[str, str]:
 def test_a_two_bucket_rule_built_with_the_builder_previews_saves_and_evaluates(
     page: Page, live: Live, console: Console
 ) -> None:
-    expect_not_yet(console)
     tag = uuid.uuid4().hex[:6]
     _seed_quests(live, tag)
     sign_in(page, live)
@@ -250,7 +253,6 @@ def test_the_console_fits_a_phone(page: Page, live: Live, console: Console) -> N
 def test_the_profiles_and_webhooks_screens_open_without_errors(
     page: Page, live: Live, console: Console
 ) -> None:
-    expect_not_yet(console)
     tag = uuid.uuid4().hex[:6]
     with live.http() as http:
         r = http.post("/profiles/", json={"custom_id": f"dora-{tag}", "nickname": "Dora"})
@@ -274,7 +276,6 @@ def test_the_profiles_and_webhooks_screens_open_without_errors(
 def test_details_are_edited_and_groups_deactivated_and_deleted_after_confirmation(
     page: Page, live: Live, console: Console
 ) -> None:
-    expect_not_yet(console)
     console.expect(400, "/profile-groups/")
     tag = uuid.uuid4().hex[:6]
     ids = {}

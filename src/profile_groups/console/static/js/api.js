@@ -25,10 +25,6 @@ export class ApiError extends Error {
     this.body = body || {};
     this.errors = Array.isArray(body?.errors) ? body.errors : [];
   }
-  // An endpoint of the contract this service does not have yet (404 with no such route).
-  get notDeployed() {
-    return this.status === 404 || this.status === 405;
-  }
 }
 
 function base() {

@@ -75,7 +75,3 @@ export function pagedList(firstPath, render, { empty = "Nothing yet.", label = "
   return { el: box, load: () => load(firstPath) };
 }
 
-// A section whose endpoint other parts of the service may not offer yet: a 404 is said plainly.
-export function notDeployed(what) {
-  return h("p", { class: "notice" }, `This service does not offer ${what} yet (its endpoint answered 404). It appears here once the service has it.`);
-}

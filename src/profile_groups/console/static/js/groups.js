@@ -3,7 +3,7 @@
 import { ApiError, get, post, patch, del, qs, loadCatalogue } from "./api.js";
 import { h, field, fmtTime, fmtValue, debounce, confirmDialog, flash, clearFieldErrors } from "./dom.js";
 import { ruleBuilder, conditionText } from "./builder.js";
-import { showFormErrors, attributesEditor, pagedList, notDeployed } from "./forms.js";
+import { showFormErrors, attributesEditor, pagedList } from "./forms.js";
 import { sizeChart } from "./chart.js";
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -214,7 +214,7 @@ export async function groupScreen(main, id) {
       const res = await get(`/profile-groups/${id}/size-history/${qs({ interval: interval.value, since })}`);
       chartBox.replaceChildren(sizeChart(res.results, interval.value));
     } catch (e) {
-      chartBox.replaceChildren(e instanceof ApiError && e.notDeployed ? notDeployed("the size history") : h("p", { class: "error" }, e.message));
+      chartBox.replaceChildren(h("p", { class: "error" }, e.message));
     }
   }
   interval.addEventListener("change", loadSize);
@@ -234,7 +234,7 @@ export async function groupScreen(main, id) {
     try {
       await list.load();
     } catch (e) {
-      changesBox.replaceChildren(e instanceof ApiError && e.notDeployed ? notDeployed("the change log") : h("p", { class: "error" }, e.message));
+      changesBox.replaceChildren(h("p", { class: "error" }, e.message));
     }
   }
   changeFilter.addEventListener("change", loadChanges);
@@ -437,7 +437,7 @@ export async function explainScreen(main, gid, pid) {
   try {
     ex = await get(`/profile-groups/${gid}/explain/${pid}/`);
   } catch (e) {
-    main.replaceChildren(...head, e instanceof ApiError && e.notDeployed ? notDeployed("explanations") : h("p", { class: "error" }, e.message));
+    main.replaceChildren(...head, h("p", { class: "error" }, e.message));
     return;
   }
   const verdict = ex.member ? `${who} is a member` : `${who} is not a member`;

@@ -2,7 +2,7 @@
 // deliveries (retry).
 import { ApiError, get, post, patch, del } from "./api.js";
 import { h, field, fmtTime, confirmDialog, flash } from "./dom.js";
-import { pagedList, notDeployed, showFormErrors } from "./forms.js";
+import { pagedList, showFormErrors } from "./forms.js";
 
 // The event types of the webhook contract (docs/console.md); webhook.test is sent by "Send test".
 const EVENTS = [
@@ -35,15 +35,7 @@ export async function webhooksScreen(main) {
       h("td", { class: w.is_active ? "" : "error" }, w.is_active ? "yes" : `no${w.disabled_reason ? `: ${w.disabled_reason}` : ""}`),
       h("td", {}, fmtTime(w.created_at)))))),
   { empty: "No webhook yet.", label: "webhooks" });
-  try {
-    await list.load();
-  } catch (e) {
-    if (e instanceof ApiError && e.notDeployed) {
-      main.replaceChildren(h("h1", {}, "Webhooks"), notDeployed("webhooks"));
-      return;
-    }
-    throw e;
-  }
+  await list.load();
   const url = h("input", { type: "url", required: true, placeholder: "https://example.com/hooks/profile-groups" });
   const groups = h("input", { placeholder: "empty: every group" });
   const description = h("input", {});
@@ -73,8 +65,8 @@ export async function webhookScreen(main, id) {
   try {
     w = await get(`/webhooks/${id}/`);
   } catch (e) {
-    if (e instanceof ApiError && e.notDeployed) {
-      main.replaceChildren(h("h1", {}, "Webhook"), h("p", {}, "Not found (or this service does not offer webhooks yet)."));
+    if (e instanceof ApiError && e.status === 404) {
+      main.replaceChildren(h("h1", {}, "Webhook"), h("p", {}, "Not found."));
       return;
     }
     throw e;
