@@ -47,10 +47,9 @@ membership_changes = Table(
     CheckConstraint(f"change IN {CHANGES!r}", name="membership_changes_change"),
     CheckConstraint(f"reason IN {REASONS!r}", name="membership_changes_reason"),
     Index("ix_membership_changes_group", "group_id", "id"),
-    # A profile's group history (a few rows per profile). Hash, not a btree: a first evaluation
-    # inserts thousands of changes in random profile order, and random btree inserts were most
-    # of what recording them cost (migration 0008).
-    Index("ix_membership_changes_profile", "profile_id", postgresql_using="hash"),
+    # A profile's group history (a few rows per profile). Writers insert their changes in
+    # profile order, so a statement's entries land in neighbouring leaves (migration 0011).
+    Index("ix_membership_changes_profile", "application_id", "profile_id", "id"),
     # Retention deletes by age; a BRIN index costs an insert almost nothing (ids and times grow
     # together).
     Index("ix_membership_changes_occurred_at", "occurred_at", postgresql_using="brin"),

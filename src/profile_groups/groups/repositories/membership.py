@@ -145,7 +145,10 @@ def _logged(
                 literal(evaluation_id, PG_UUID(as_uuid=True)),
                 m.c.occurred_at,
                 m.c.member_since,
-            ),
+            )
+            # In profile order: neighbouring leaves of the log's per-profile index, not a
+            # random page per change.
+            .order_by(m.c.profile_id),
         )
         .cte("logged")
     )
