@@ -106,6 +106,42 @@ def _moves(
     ).select_from(source)
 
 
+def _entries(
+    application_id: UUID,
+    added: CTE,
+    occurred_at: Any,
+    *,
+    custom_id: Any = None,
+    source: Any = None,
+) -> Select[Any]:
+    """The entries of an insert CTE's RETURNING rows (group_id, profile_id); `source` when they
+    are read joined to something else (the diff that carries their custom_id)."""
+    return _moves(
+        application_id,
+        added if source is None else source,
+        added.c.group_id,
+        added.c.profile_id,
+        "entered",
+        _NO_TIME,
+        occurred_at,
+        custom_id,
+    )
+
+
+def _exits(application_id: UUID, removed: CTE, occurred_at: Any) -> Select[Any]:
+    """The exits of a delete CTE's RETURNING rows (group_id, profile_id, created_at): each
+    membership's created_at is its exit's member_since."""
+    return _moves(
+        application_id,
+        removed,
+        removed.c.group_id,
+        removed.c.profile_id,
+        "exited",
+        removed.c.created_at,
+        occurred_at,
+    )
+
+
 def _logged(
     application_id: UUID,
     moves: Select[Any] | CompoundSelect[Any],
@@ -301,16 +337,7 @@ class MembershipRepository:
             .cte("added")
         )
         app = group.application_id
-        entries = _moves(
-            app,
-            added,
-            added.c.group_id,
-            added.c.profile_id,
-            "entered",
-            _NO_TIME,
-            added.c.created_at,
-        )
-        logged = _logged(app, entries, "manual")
+        logged = _logged(app, _entries(app, added, added.c.created_at), "manual")
         stmt = select(added.c.profile_id).add_cte(logged)
         inserted = set((await self.session.execute(stmt)).scalars())
         await self._add_to_count(group.id, len(inserted))
@@ -327,16 +354,7 @@ class MembershipRepository:
             .cte("removed")
         )
         app = group.application_id
-        exits = _moves(
-            app,
-            removed,
-            removed.c.group_id,
-            removed.c.profile_id,
-            "exited",
-            removed.c.created_at,
-            func.statement_timestamp(),
-        )
-        logged = _logged(app, exits, "manual")
+        logged = _logged(app, _exits(app, removed, func.statement_timestamp()), "manual")
         stmt = select(func.count()).select_from(removed).add_cte(logged)
         count = int((await self.session.execute(stmt)).scalar_one())
         await self._add_to_count(group.id, -count)
@@ -426,30 +444,17 @@ class MembershipRepository:
         )
         app = group.application_id
         if carried:
-            entries = _moves(
+            entries = _entries(
                 app,
-                added.join(diff, diff.c.profile_id == added.c.profile_id),
-                added.c.group_id,
-                added.c.profile_id,
-                "entered",
-                _NO_TIME,
+                added,
                 at,
-                diff.c.custom_id,
+                custom_id=diff.c.custom_id,
+                source=added.join(diff, diff.c.profile_id == added.c.profile_id),
             )
         else:
-            entries = _moves(
-                app, added, added.c.group_id, added.c.profile_id, "entered", _NO_TIME, at
-            )
-        exits = _moves(
-            app,
-            removed,
-            removed.c.group_id,
-            removed.c.profile_id,
-            "exited",
-            removed.c.created_at,
-            at,
-        )
-        logged = _logged(app, union_all(entries, exits), "evaluation", evaluation_id)
+            entries = _entries(app, added, at)
+        moves = union_all(entries, _exits(app, removed, at))
+        logged = _logged(app, moves, "evaluation", evaluation_id)
         stmt = select(
             select(func.count()).select_from(current).scalar_subquery().label("current"),
             select(func.count()).select_from(added).scalar_subquery().label("added"),
@@ -569,17 +574,8 @@ class MembershipRepository:
             .cte("added")
         )
         app = groups[0].application_id
-        entries = _moves(app, added, added.c.group_id, added.c.profile_id, "entered", _NO_TIME, at)
-        exits = _moves(
-            app,
-            removed,
-            removed.c.group_id,
-            removed.c.profile_id,
-            "exited",
-            removed.c.created_at,
-            at,
-        )
-        logged = _logged(app, union_all(entries, exits), "activity")
+        changes = union_all(_entries(app, added, at), _exits(app, removed, at))
+        logged = _logged(app, changes, "activity")
         moves = union_all(
             select(added.c.group_id, literal(1).label("added"), literal(0).label("removed")),
             select(removed.c.group_id, literal(0), literal(1)),
@@ -647,15 +643,7 @@ class MembershipRepository:
             .returning(_GM.group_id, _GM.profile_id, _GM.created_at)
             .cte("gone")
         )
-        exits = _moves(
-            application_id,
-            gone,
-            gone.c.group_id,
-            gone.c.profile_id,
-            "exited",
-            gone.c.created_at,
-            func.statement_timestamp(),
-        )
+        exits = _exits(application_id, gone, func.statement_timestamp())
         logged = _logged(application_id, exits, "profile_deleted")
         await self.session.execute(
             update(ProfileGroup)
