@@ -36,19 +36,23 @@ from profile_groups.webhooks.targets import TargetRefused, check_url
 ROTATION_OVERLAP = timedelta(hours=24)
 
 
-def _events(events: list[str]) -> list[str]:
-    allowed = ", ".join(EVENT_TYPES)
+def _refuse_items(field: str, problems: dict[int, str], type_: str) -> None:
+    """A 400 naming every refused item of the list `field` ({position: message}), if any."""
     errors: list[dict[str, Any]] = [
-        {
-            "loc": ["body", "events", i],
-            "msg": f"Unknown event type {name!r}. Allowed: {allowed}.",
-            "type": "unknown_event_type",
-        }
-        for i, name in enumerate(events)
-        if name not in EVENT_TYPES
+        {"loc": ["body", field, i], "msg": msg, "type": type_} for i, msg in problems.items()
     ]
     if errors:
         raise BadRequest(errors[0]["msg"], errors)
+
+
+def _events(events: list[str]) -> list[str]:
+    allowed = ", ".join(EVENT_TYPES)
+    unknown = {
+        i: f"Unknown event type {name!r}. Allowed: {allowed}."
+        for i, name in enumerate(events)
+        if name not in EVENT_TYPES
+    }
+    _refuse_items("events", unknown, "unknown_event_type")
     return list(dict.fromkeys(events))
 
 
@@ -67,17 +71,12 @@ async def _group_ids(
         return None
     wanted = list(dict.fromkeys(group_ids))
     known = await repo.groups_of(app.id, wanted) if wanted else set()
-    errors: list[dict[str, Any]] = [
-        {
-            "loc": ["body", "group_ids", i],
-            "msg": f"No profile group with id {gid} in this application.",
-            "type": "unknown_group",
-        }
+    unknown = {
+        i: f"No profile group with id {gid} in this application."
         for i, gid in enumerate(group_ids)
         if gid not in known
-    ]
-    if errors:
-        raise BadRequest(errors[0]["msg"], errors)
+    }
+    _refuse_items("group_ids", unknown, "unknown_group")
     return wanted
 
 
