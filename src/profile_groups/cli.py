@@ -38,6 +38,16 @@ def _pid_alive(pid: object) -> bool:
     return True
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Replace `path` with `text`, readable by its owner only (mode 600 from the first byte,
+    whatever mode an older file had), atomically: a reader sees the old file or the new one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    os.replace(tmp, path)
+
+
 def _save_servers(data_dir: Path, settings: Settings, base_url: str) -> None:
     path = data_dir / SERVERS_FILE
     data = {
@@ -46,11 +56,7 @@ def _save_servers(data_dir: Path, settings: Settings, base_url: str) -> None:
         "REDIS_URL": settings.redis_url,
         "base_url": base_url,
     }
-    tmp = path.with_name(f".{SERVERS_FILE}.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(json.dumps(data, indent=2))
-    os.replace(tmp, path)
+    _write_private(path, json.dumps(data, indent=2))
 
 
 def _forget_servers(data_dir: Path) -> None:
@@ -419,11 +425,7 @@ def _save_env(data_dir: Path, base: str, creds: dict[str, str]) -> list[str]:
 
     values = {"BASE_URL": base, "CLIENT_ID": creds["client_id"], "TOKEN": creds["token"]}
     exports = [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
-    path = data_dir / ENV_FILE
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write("\n".join(exports) + "\n")
-    os.chmod(path, 0o600)  # an older file keeps its mode through O_TRUNC
+    _write_private(data_dir / ENV_FILE, "\n".join(exports) + "\n")
     return exports
 
 
@@ -465,8 +467,7 @@ def _default_application(settings: Settings, data_dir: Path) -> dict[str, str]:
         return {"client_id": app.client_id, "token": issued.token, "token_id": str(issued.token_id)}
 
     creds = _with_session(settings, run)
-    path.write_text(json.dumps(creds, indent=2))
-    os.chmod(path, 0o600)
+    _write_private(path, json.dumps(creds, indent=2))
     return creds
 
 
