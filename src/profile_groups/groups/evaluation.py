@@ -381,10 +381,6 @@ async def _apply(
             return None
         await set_statement_timeout(s, timeout_ms)
         await set_local(s, "work_mem", EVALUATION_WORK_MEM)
-        # The diff's row estimates are wild (no statistics for the temporary table), which
-        # turned JIT on: at 1,000,000 profiles it compiled for 0.5 s per group, about as long as
-        # the diff itself ran.
-        await set_local(s, "jit", "off")
         counts = await MembershipRepository(s).replace(
             locked.group, matched_in(MATCHES_TABLE, index), as_of, evaluation.id
         )

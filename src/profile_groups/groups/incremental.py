@@ -67,9 +67,7 @@ async def apply_changes(
     async def round_() -> Applied:
         async with sessionmaker() as session, session.begin():
             await set_statement_timeout(session, timeout_ms)
-            # Short statements over a few thousand profiles: compiling them (JIT) costs more than
-            # it saves, and their sorts should stay in memory.
-            await set_local(session, "jit", "off")
+            # Sorts over a few thousand profiles stay in memory.
             await set_local(session, "work_mem", INCREMENTAL_WORK_MEM)
             changes = ChangeRepository(session)
             if not await changes.lock_round():
