@@ -36,6 +36,7 @@ from profile_groups.kit.repository import (
     drop_temporary,
     set_local,
     set_statement_timeout,
+    vacuum_stale,
 )
 from profile_groups.kit.retry import retry_on_race
 from profile_groups.models import ProfileGroup
@@ -61,6 +62,9 @@ SILENCE = timedelta(seconds=60)
 MATCHES_TABLE = "evaluation_matches"
 # The tables evaluations read, whose statistics the tick refreshes after bulk changes.
 ANALYZED_TABLES = ("profiles", "profile_activity", "events", "group_memberships")
+# The tables incremental rounds read index-only (migration 0012), which the worker vacuums after
+# bulk changes (`vacuum_tables`).
+VACUUMED_TABLES = ("group_memberships", "events")
 # A queued evaluation whose job has not started after this long is enqueued again (lost job).
 REQUEUE_AFTER = timedelta(seconds=60)
 HISTORY_DAYS = 90
@@ -425,3 +429,10 @@ async def schedule_tick(
         "analyzed": len(analyzed),
         "enqueued": enqueued,
     }
+
+
+async def vacuum_tables(sessionmaker: AsyncSessionMaker) -> list[str]:
+    """Vacuum the tables incremental rounds read index-only, once bulk changes (a first
+    evaluation, a day of events) left many of their pages unmarked; returns those vacuumed."""
+    engine = sessionmaker.kw["bind"]
+    return await vacuum_stale(engine, VACUUMED_TABLES)

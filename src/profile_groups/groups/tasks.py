@@ -13,6 +13,8 @@
 * `prune_membership_changes` runs hourly: changes older than CHANGE_RETENTION_DAYS leave the
   change log, in batches of CHANGE_PRUNE_BATCH, each its own short transaction
   (docs/changes.md).
+* `vacuum_tables` runs every minute: memberships and events are vacuumed once bulk changes left
+  them stale, so incremental rounds read them index-only (docs/segmentation.md, "Freshness").
 """
 
 import asyncio
@@ -114,6 +116,15 @@ async def prune_membership_changes(ctx: dict[str, Any]) -> int:
     return total
 
 
+async def vacuum_tables(ctx: dict[str, Any]) -> list[str]:
+    """Every minute: vacuum what incremental rounds read index-only, if bulk changes left it
+    stale (groups.evaluation.vacuum_tables)."""
+    vacuumed = await evaluation.vacuum_tables(worker_state(ctx).sessionmaker)
+    if vacuumed:
+        log.info("vacuumed tables", extra={"tables": vacuumed})
+    return vacuumed
+
+
 FUNCTIONS: list[Any] = [
     func(evaluate_group, name=evaluation.EVALUATE_JOB),
     func(evaluate_groups, name=evaluation.EVALUATE_BATCH_JOB),
@@ -127,6 +138,8 @@ CRON_JOBS: list[Any] = [
         run_at_startup=True,
         unique=True,
     ),
+    # Unique: a long vacuum is never doubled.
+    cron(vacuum_tables, name="vacuum_tables", second={30}, run_at_startup=True, unique=True),
     # Hourly, off the activity pruning's minute; unique so a slow run is never doubled.
     cron(prune_membership_changes, minute={47}, second={0}, unique=True),
     cron(

@@ -20,7 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.ext.compiler import compiles
 
 from profile_groups.kit.errors import UNIQUE_VIOLATION, Conflict, constraint_name, sqlstate
@@ -142,4 +142,30 @@ async def analyze_stale(session: AsyncSession, tables: Sequence[str]) -> list[st
     stale = [str(r.relname) for r in rows]
     for name in stale:  # names from the caller's fixed list, never from input
         await session.execute(text(f'ANALYZE "{name}"'))
+    return stale
+
+
+async def vacuum_stale(engine: AsyncEngine, tables: Sequence[str]) -> list[str]:
+    """VACUUM (ANALYZE) those of `tables` that took more inserted or dead rows since their last
+    vacuum than autovacuum lets pass (1,000 plus a fifth of their rows); returns the ones
+    vacuumed.
+
+    Index-only scans skip the heap only on pages vacuum marked all-visible: without it (a server
+    without autovacuum, or one that has not caught up after a bulk evaluation) every read goes
+    to the heap. SKIP_LOCKED: a table autovacuum is working on is left to it. Each VACUUM runs
+    on its own connection in autocommit (it cannot run in a transaction) and is bounded by the
+    statement timeout like any statement; a cancelled one keeps the pages it marked.
+    """
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        rows = await conn.execute(
+            text(
+                "SELECT relname FROM pg_stat_user_tables WHERE relname = ANY(:tables) "
+                "AND n_ins_since_vacuum + n_dead_tup > 1000 + 0.2 * n_live_tup"
+            ),
+            {"tables": list(tables)},
+        )
+        stale = [str(r.relname) for r in rows]
+        for name in stale:  # names from the caller's fixed list, never from input
+            await conn.execute(text(f'VACUUM (ANALYZE, SKIP_LOCKED) "{name}"'))
     return stale

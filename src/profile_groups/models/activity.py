@@ -18,6 +18,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Numeric,
+    PrimaryKeyConstraint,
     String,
     Text,
     func,
@@ -55,6 +56,17 @@ class Event(Base):
     accepted_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
     __table_args__ = (
+        # A profile's events by its key, carrying what windowed counts read (time and type): an
+        # incremental update counts a few profiles' windows from the index alone (an index-only
+        # scan, once vacuum has marked the pages all-visible), not from a random heap page per
+        # profile (migration 0012).
+        PrimaryKeyConstraint(
+            "application_id",
+            "profile_id",
+            "seq",
+            name="pk_events",
+            postgresql_include=["occurred_at", "type"],
+        ),
         _profile_fk(),
         # Idempotency: a client id is accepted once per application.
         Index(
