@@ -86,7 +86,13 @@ async def kept_groups(engine: AsyncEngine, count: int) -> tuple[uuid.UUID, uuid.
 
 
 async def main(
-    n: int, seconds: int, rate: int, keep: bool, reuse: str | None, keep_groups: bool
+    n: int,
+    seconds: int,
+    rate: int,
+    keep: bool,
+    reuse: str | None,
+    keep_groups: bool,
+    ingest_only: bool,
 ) -> None:
     async with scratch_database("pg_bench_fresh", keep=keep, reuse=reuse) as url:
         settings = Settings(DATABASE_URL=url_text(url), STATEMENT_TIMEOUT_MS=600_000)
@@ -145,16 +151,20 @@ async def main(
              "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
             env=env, cwd=ROOT,
         )  # fmt: skip
-        worker = subprocess.Popen(  # noqa: ASYNC220
-            [sys.executable, "-m", "profile_groups.cli", "worker"], env=env, cwd=ROOT
-        )
+        procs = [api]
+        if not ingest_only:
+            procs.append(
+                subprocess.Popen(  # noqa: ASYNC220
+                    [sys.executable, "-m", "profile_groups.cli", "worker"], env=env, cwd=ROOT
+                )
+            )
         try:
             await measure(f"http://127.0.0.1:{port}", client_id, token, ids, probe_group,
-                          seconds, rate)  # fmt: skip
+                          seconds, rate, probing=not ingest_only)  # fmt: skip
         finally:
-            for proc in (api, worker):
+            for proc in procs:
                 proc.send_signal(signal.SIGINT)
-            for proc in (api, worker):
+            for proc in procs:
                 try:
                     proc.wait(timeout=15)
                 except subprocess.TimeoutExpired:
@@ -169,6 +179,8 @@ async def measure(
     probe_group: str,
     seconds: int,
     rate: int,
+    *,
+    probing: bool,
 ) -> None:
     base = f"{base_url}/api/v1/applications/{client_id}"
     headers = {"Authorization": f"Bearer {token}"}
@@ -230,8 +242,12 @@ async def measure(
             await asyncio.gather(*tasks)
 
         t0 = time.perf_counter()
-        await asyncio.gather(*(load() for _ in range(CLIENTS)), probes())
+        await asyncio.gather(*(load() for _ in range(CLIENTS)), *([probes()] if probing else []))
         elapsed = time.perf_counter() - t0
+    if not probing:
+        print(f"ingested {sent:,} events in {elapsed:.1f} s: {sent / elapsed:,.0f} events/s "
+              f"(asked {rate:,}; API only, no worker)")  # fmt: skip
+        return
     print(f"ingested {sent:,} events in {elapsed:.1f} s: {sent / elapsed:,.0f} events/s "
           f"(asked {rate:,}), {len(lags)} probes, {missed} not visible within 30 s")  # fmt: skip
     print(f"event -> membership visible: p50 {statistics.median(lags):.2f} s   "
@@ -254,8 +270,21 @@ if __name__ == "__main__":
         action="store_true",
         help="with --reuse: keep that run's evaluated groups (skips the full evaluation)",
     )
+    parser.add_argument(
+        "--ingest-only",
+        action="store_true",
+        help="no worker and no probes: the ingestion rate this machine sustains by itself",
+    )
     args = parser.parse_args()
     asyncio.run(
-        main(args.profiles, args.seconds, args.rate, args.keep, args.reuse, args.keep_groups)
+        main(
+            args.profiles,
+            args.seconds,
+            args.rate,
+            args.keep,
+            args.reuse,
+            args.keep_groups,
+            args.ingest_only,
+        )
     )
     print(f"at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
