@@ -391,6 +391,11 @@ class MembershipRepository:
         (a hash join of the inserted rows with it, both large only when the matching set is),
         so a first evaluation adding many members never probes the profiles again for it.
 
+        New members are inserted in profile order (the lock order above): each index then
+        takes them as one sweep of neighbouring leaves, and the profiles are probed in key
+        order, instead of a random leaf per row (404,495 new members at 1,000,000 profiles:
+        22-26 s in order, 28-39 s as the hash join left them).
+
         The inserts read only the diff, never group_memberships itself: a NOT EXISTS probe of the
         table being inserted into can be planned as a per-row scan that also reads every row the
         statement has inserted so far (quadratic on a first evaluation).
@@ -433,7 +438,9 @@ class MembershipRepository:
                         diff.c.profile_id,
                         uuid_value(group.application_id),
                         at,
-                    ).where(diff.c.is_new.is_(True)),
+                    )
+                    .where(diff.c.is_new.is_(True))
+                    .order_by(diff.c.profile_id),
                     group.application_id,
                     diff.c.profile_id,
                 ),
@@ -564,7 +571,9 @@ class MembershipRepository:
                         diff.c.profile_id,
                         uuid_value(groups[0].application_id),
                         at,
-                    ).where(diff.c.is_new.is_(True)),
+                    )
+                    .where(diff.c.is_new.is_(True))
+                    .order_by(diff.c.profile_id, diff.c.group_id),
                     groups[0].application_id,
                     diff.c.profile_id,
                 ),
