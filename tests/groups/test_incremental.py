@@ -8,7 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from profile_groups.db import AsyncSessionMaker
-from profile_groups.groups import evaluation, incremental
+from profile_groups.groups import incremental
 from tests.activity.helpers import new_profile, send
 from tests.conftest import Api
 from tests.groups.helpers import create_dynamic, evaluate, member_ids, membership_count
@@ -172,45 +172,3 @@ async def test_rounds_do_not_overlap(
         await conn.commit()
     assert (await apply(sessionmaker)).changes == 1
     assert await member_ids(api, group) == {p["id"]}
-
-
-async def _all_visible_pages(engine: AsyncEngine, table: str) -> int:
-    async with engine.connect() as conn:
-        n = await conn.scalar(
-            text("SELECT relallvisible FROM pg_class WHERE relname = :t"), {"t": table}
-        )
-    return int(n or 0)
-
-
-async def test_memberships_and_events_are_vacuumed_once_bulk_changes_left_them_stale(
-    api: Api, sessionmaker: AsyncSessionMaker, engine: AsyncEngine
-) -> None:
-    # Rounds read both index-only, which skips the heap only on pages vacuum marked.
-    profiles = [{"custom_id": f"v{i}"} for i in range(2_000)]
-    for chunk in (profiles[:1_000], profiles[1_000:]):
-        r = await api.post("/profiles/bulk/", json={"profiles": chunk})
-        assert r.status_code == 200, r.text
-    assert await evaluation.vacuum_tables(sessionmaker) == []  # nothing inserted there yet
-    async with engine.begin() as conn:
-        # A bulk first evaluation and a burst of events, as one writer (its statistics are
-        # reported when it goes idle: forced, so the test need not wait for the interval).
-        await conn.execute(
-            text(
-                "INSERT INTO group_memberships (group_id, profile_id, application_id) "
-                "SELECT gen_random_uuid(), id, application_id FROM profiles"
-            )
-        )
-        await conn.execute(
-            text(
-                "INSERT INTO events (application_id, profile_id, type, occurred_at) "
-                "SELECT application_id, id, 'reaction_added', now() FROM profiles"
-            )
-        )
-        await conn.execute(text("SELECT pg_stat_force_next_flush()"))
-
-    vacuumed = await evaluation.vacuum_tables(sessionmaker)
-
-    assert sorted(vacuumed) == ["events", "group_memberships"]
-    assert await _all_visible_pages(engine, "group_memberships") > 0
-    assert await _all_visible_pages(engine, "events") > 0
-    assert await evaluation.vacuum_tables(sessionmaker) == []  # nothing stale any more

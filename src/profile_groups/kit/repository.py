@@ -147,8 +147,8 @@ async def analyze_stale(session: AsyncSession, tables: Sequence[str]) -> list[st
 
 async def vacuum_stale(engine: AsyncEngine, tables: Sequence[str]) -> list[str]:
     """VACUUM (ANALYZE) those of `tables` that took more inserted or dead rows since their last
-    vacuum than autovacuum lets pass (1,000 plus a fifth of their rows); returns the ones
-    vacuumed.
+    vacuum than autovacuum lets pass (1,000 plus a fifth of the rows the last vacuum or analyze
+    counted); returns the ones vacuumed.
 
     Index-only scans skip the heap only on pages vacuum marked all-visible: without it (a server
     without autovacuum, or one that has not caught up after a bulk evaluation) every read goes
@@ -160,8 +160,9 @@ async def vacuum_stale(engine: AsyncEngine, tables: Sequence[str]) -> list[str]:
         await conn.execution_options(isolation_level="AUTOCOMMIT")
         rows = await conn.execute(
             text(
-                "SELECT relname FROM pg_stat_user_tables WHERE relname = ANY(:tables) "
-                "AND n_ins_since_vacuum + n_dead_tup > 1000 + 0.2 * n_live_tup"
+                "SELECT s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid "
+                "WHERE s.relname = ANY(:tables) "
+                "AND s.n_ins_since_vacuum + s.n_dead_tup > 1000 + 0.2 * GREATEST(c.reltuples, 0)"
             ),
             {"tables": list(tables)},
         )
