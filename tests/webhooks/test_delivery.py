@@ -8,10 +8,12 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 from profile_groups.config import Settings
 from profile_groups.db import AsyncSessionMaker
+from profile_groups.webhooks.dispatcher import WebhookEngine
 from profile_groups.webhooks.repository import delivery_stats
 from tests.conftest import Api
 from tests.webhooks.conftest import (
@@ -542,3 +544,17 @@ async def test_member_writes_reach_the_receiver_through_the_change_log(
             break
         r = await papi.client.get(r.json()["next"], headers=papi.tenant.headers)
     assert got == feed  # the webhook's change objects are the feed's, byte for byte as JSON
+
+
+async def test_a_wake_as_the_engine_stops_does_not_keep_its_loop_running(
+    sessionmaker: AsyncSessionMaker, settings: Settings
+) -> None:
+    # An attempt finishing (it wakes the dispatcher) in the same instant `stop` cancels the
+    # dispatcher's wait: the cancellation must win, or `stop` waits for the loop forever.
+    engine = WebhookEngine(sessionmaker, settings, poll_seconds=30)
+    waiting = asyncio.create_task(engine._dispatcher_wait())
+    await asyncio.sleep(0)
+    engine.wake()
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(asyncio.shield(waiting), 5)

@@ -112,8 +112,12 @@ class WebhookEngine:
         await asyncio.sleep(self.poll_seconds)
 
     async def _dispatcher_wait(self) -> None:
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation that
+        # arrives as the event is set (an attempt finishing as `stop` cancels the loop), and the
+        # loop then ran on while `stop` waited for it forever.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+            async with asyncio.timeout(self.poll_seconds):
+                await self._wake.wait()
         self._wake.clear()
 
     async def _loop(
