@@ -210,7 +210,7 @@ async def main(n: int, keep: bool, repeat: int) -> None:
         t0 = time.perf_counter()
         app_id = await seed(engine, n)
         print(f"seeded {n:,} profiles in {time.perf_counter() - t0:.1f} s")
-        groups = {"webhook": await make_group(sessionmaker, app_id, "webhook")}
+        hooked_group = await make_group(sessionmaker, app_id, "webhook")
         # Warm the caches and the service's path once (throwaway groups), so no timed run pays
         # for disk reads or first-use costs.
         await bare(engine, BARE, app_id, await make_group(sessionmaker, app_id, "warm"))
@@ -227,13 +227,13 @@ async def main(n: int, keep: bool, repeat: int) -> None:
                     engine, BARE_WITH_LOG, app_id, await make_group(sessionmaker, app_id, f"l{i}")
                 )
             )
-            groups["no_webhook"] = await make_group(sessionmaker, app_id, f"s{i}")
-            t, added = await evaluate(sessionmaker, groups["no_webhook"])
+            plain_group = await make_group(sessionmaker, app_id, f"s{i}")
+            t, added = await evaluate(sessionmaker, plain_group)
             plains.append(t)
         t_bare, t_bare_log, t_plain = map(statistics.median, (bares, bare_logs, plains))
-        records = await logged(engine, groups["no_webhook"]) > 0
+        records = await logged(engine, plain_group) > 0
 
-        secret = await subscribe(sessionmaker, app_id, groups["webhook"], "")
+        secret = await subscribe(sessionmaker, app_id, hooked_group, "")
         receiver = Receiver(secret)
         await receiver.start()
         async with engine.begin() as conn:
@@ -244,7 +244,7 @@ async def main(n: int, keep: bool, repeat: int) -> None:
         receiver.expected = added
         hooks = WebhookEngine(sessionmaker, settings)
         await hooks.start()
-        t_hooked, _ = await evaluate(sessionmaker, groups["webhook"])
+        t_hooked, _ = await evaluate(sessionmaker, hooked_group)
         committed = time.perf_counter()
         try:
             await asyncio.wait_for(receiver.done.wait(), timeout=120)
