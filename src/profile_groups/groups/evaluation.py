@@ -18,7 +18,7 @@ from uuid import UUID
 
 from arq.connections import ArqRedis
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from profile_groups.config import Settings
 from profile_groups.db import AsyncSessionMaker, after_commit
@@ -431,8 +431,7 @@ async def schedule_tick(
     }
 
 
-async def vacuum_tables(sessionmaker: AsyncSessionMaker) -> list[str]:
+async def vacuum_tables(engine: AsyncEngine) -> list[str]:
     """Vacuum the tables incremental rounds read index-only, once bulk changes (a first
     evaluation, a day of events) left many of their pages unmarked; returns those vacuumed."""
-    engine = sessionmaker.kw["bind"]
     return await vacuum_stale(engine, VACUUMED_TABLES)

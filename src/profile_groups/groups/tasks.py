@@ -119,7 +119,7 @@ async def prune_membership_changes(ctx: dict[str, Any]) -> int:
 async def vacuum_tables(ctx: dict[str, Any]) -> list[str]:
     """Every minute: vacuum what incremental rounds read index-only, if bulk changes left it
     stale (groups.evaluation.vacuum_tables)."""
-    vacuumed = await evaluation.vacuum_tables(worker_state(ctx).sessionmaker)
+    vacuumed = await evaluation.vacuum_tables(worker_state(ctx).engine)
     if vacuumed:
         log.info("vacuumed tables", extra={"tables": vacuumed})
     return vacuumed
